@@ -1,0 +1,145 @@
+// The CPU backend: a Transformer<float> plus the fused classifier/loss and AdamW.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "cpu/kernels.h"
+#include "cpu/transformer.h"
+#include "score/backend.h"
+#include "score/errors.h"
+
+namespace score {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(const ModelConfig& cfg, bool trainable) : net_(cfg, trainable) {}
+
+  std::string name() const override { return "cpu"; }
+
+  std::unique_ptr<Backend> clone(bool trainable) const override {
+    auto copy = std::make_unique<CpuBackend>(net_.config(), trainable);
+    copy->net_.params = net_.params;
+    return copy;
+  }
+
+  void set_params(const float* host) override {
+    std::copy(host, host + net_.params.size(), net_.params.begin());
+  }
+  void get_params(float* host) const override {
+    std::copy(net_.params.begin(), net_.params.end(), host);
+  }
+
+  void logprobs(const TokenBatch& batch, float* logp, float* entropy) override {
+    const int N = batch.B * batch.T;
+    prepare(batch);
+    const float* hidden = net_.forward(batch.tokens, pos_.data(), batch.B, batch.T);
+    row_logp_.resize(N);
+    row_ent_.resize(N);
+    cpu::classifier_forward_backward<float>(row_logp_.data(), entropy ? row_ent_.data() : nullptr,
+                                            nullptr, nullptr, hidden, net_.lm_head(),
+                                            target_.data(), N, net_.config().d_model,
+                                            net_.config().vocab_size, nullptr);
+    unpack(batch, row_logp_.data(), logp);
+    if (entropy) unpack(batch, row_ent_.data(), entropy);
+  }
+
+  LossStats loss_backward(const TokenBatch& batch, const TokenLoss& loss) override {
+    SCORE_CHECK(!net_.grads.empty(), InvalidArgument, "this model is frozen (no gradients)");
+    const int B = batch.B, T = batch.T, N = B * T, C = net_.config().d_model;
+    prepare(batch);
+    const float* hidden = net_.forward(batch.tokens, pos_.data(), B, T);
+    // Row n = b*T + t predicts tokens[b, t+1]; its loss weight is weight[b, t].
+    LossStats st;
+    for (int n = 0; n < N; n++) {
+      if (target_[n] < 0) continue;
+      st.tokens++;
+      st.weight_sum += loss.weight[(n / T) * (T - 1) + n % T];
+    }
+    const double inv_norm = 1.0 / loss.norm;
+    std::function<double(int, double)> coef = [&](int n, double) {
+      return -static_cast<double>(loss.weight[(n / T) * (T - 1) + n % T]) * inv_norm;
+    };
+    dhidden_.assign(static_cast<size_t>(N) * C, 0.0f);
+    row_logp_.resize(N);
+    cpu::classifier_forward_backward<float>(row_logp_.data(), nullptr, dhidden_.data(),
+                                            net_.lm_head_grad(), hidden, net_.lm_head(),
+                                            target_.data(), N, C, net_.config().vocab_size, &coef);
+    net_.backward(dhidden_.data());
+    double sum = 0;
+    for (int n = 0; n < N; n++)
+      if (target_[n] >= 0) sum -= loss.weight[(n / T) * (T - 1) + n % T] * double(row_logp_[n]);
+    st.loss = sum * inv_norm;
+    return st;
+  }
+
+  StepStats optimizer_step(const AdamWConfig& opt) override {
+    SCORE_CHECK(!net_.grads.empty(), InvalidArgument, "this model is frozen (no gradients)");
+    const size_t n = net_.params.size();
+    if (m_.empty()) {
+      m_.assign(n, 0.0f);
+      v_.assign(n, 0.0f);
+    }
+    StepStats st;
+    st.grad_norm = std::sqrt(cpu::sum_squares(net_.grads.data(), n));
+    if (!std::isfinite(st.grad_norm)) {
+      // A poisoned step: leave weights and moments untouched, drop the gradients.
+      zero_grad();
+      st.skipped = true;
+      st.step = step_;
+      return st;
+    }
+    if (opt.max_grad_norm > 0 && st.grad_norm > opt.max_grad_norm)
+      st.clip_scale = opt.max_grad_norm / (st.grad_norm + 1e-6);
+    step_++;
+    for (const TensorSpec& t : net_.layout().tensors())
+      cpu::adamw_update(net_.params.data() + t.offset, net_.grads.data() + t.offset,
+                        m_.data() + t.offset, v_.data() + t.offset, t.numel, opt.lr, opt.beta1,
+                        opt.beta2, opt.eps, t.decay ? opt.weight_decay : 0.0f,
+                        static_cast<int>(step_), static_cast<float>(st.clip_scale));
+    zero_grad();
+    st.step = step_;
+    return st;
+  }
+
+  void zero_grad() override { std::fill(net_.grads.begin(), net_.grads.end(), 0.0f); }
+
+  size_t memory_bytes() const override {
+    return (net_.params.size() + net_.grads.size() + m_.size() + v_.size()) * sizeof(float) +
+           net_.activation_bytes();
+  }
+
+ private:
+  // Positions 0..T-1 per row, and the next-token targets (-1 past a row's end).
+  void prepare(const TokenBatch& b) {
+    const int N = b.B * b.T;
+    pos_.resize(N);
+    target_.resize(N);
+    for (int r = 0; r < b.B; r++)
+      for (int t = 0; t < b.T; t++) {
+        pos_[r * b.T + t] = t;
+        target_[r * b.T + t] = t + 1 < b.lengths[r] ? b.tokens[r * b.T + t + 1] : -1;
+      }
+  }
+  // (B*T) per-row values -> (B, T-1) per-target-slot values, zero past the end.
+  static void unpack(const TokenBatch& b, const float* rows, float* out) {
+    for (int r = 0; r < b.B; r++)
+      for (int t = 0; t + 1 < b.T; t++)
+        out[r * (b.T - 1) + t] = t + 1 < b.lengths[r] ? rows[r * b.T + t] : 0.0f;
+  }
+
+  cpu::Transformer<float> net_;
+  std::vector<float> m_, v_;  // AdamW moments, allocated at the first step
+  int64_t step_ = 0;
+  std::vector<int32_t> pos_, target_;
+  std::vector<float> row_logp_, row_ent_, dhidden_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> create_cpu_backend(const ModelConfig& cfg, bool trainable) {
+  return std::make_unique<CpuBackend>(cfg, trainable);
+}
+
+}  // namespace score

@@ -1,0 +1,193 @@
+#include "cpu/transformer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/kernels.h"
+
+namespace score::cpu {
+
+template <typename F>
+Transformer<F>::Transformer(const ModelConfig& cfg, bool trainable) : cfg_(cfg), layout_(cfg) {
+  params.assign(layout_.numel(), F(0));
+  if (trainable) grads.assign(layout_.numel(), F(0));
+  if (!cfg_.is_gpt2()) {
+    const size_t half = static_cast<size_t>(cfg_.head_dim / 2);
+    rope_cos_.resize(static_cast<size_t>(cfg_.max_pos) * half);
+    rope_sin_.resize(static_cast<size_t>(cfg_.max_pos) * half);
+    rope_tables(rope_cos_.data(), rope_sin_.data(), cfg_.max_pos, cfg_.head_dim, cfg_.rope_theta);
+  }
+  acts_.resize(cfg_.n_layer);
+}
+
+// Grows the activation buffers to hold (B, T); never shrinks.
+template <typename F>
+void Transformer<F>::ensure(int B, int T) {
+  const size_t N = static_cast<size_t>(B) * T;
+  const size_t natt = static_cast<size_t>(B) * cfg_.n_head * T * T;
+  if (static_cast<int>(N) <= cap_ && static_cast<int>(natt) <= cap_att_) return;
+  const size_t C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim(), Fd = cfg_.d_ff;
+  const size_t H = cfg_.is_gpt2() ? Fd : 2 * Fd;
+  const bool ln = cfg_.is_gpt2();
+  for (LayerActs& a : acts_) {
+    a.x.resize(N * C);
+    a.ln1.resize(N * C);
+    a.ln1_mean.resize(ln ? N : 0);
+    a.ln1_rstd.resize(N);
+    a.qkv.resize(N * QKV);
+    a.att.resize(natt);
+    a.atty.resize(N * Q);
+    a.xmid.resize(N * C);
+    a.ln2.resize(N * C);
+    a.ln2_mean.resize(ln ? N : 0);
+    a.ln2_rstd.resize(N);
+    a.h.resize(N * H);
+    a.act.resize(N * Fd);
+  }
+  xfinal_.resize(N * C);
+  lnf_.resize(N * C);
+  lnf_mean_.resize(ln ? N : 0);
+  lnf_rstd_.resize(N);
+  if (!grads.empty()) {
+    dres_.resize(N * C);
+    dln_.resize(N * C);
+    dqkv_.resize(N * QKV);
+    datty_.resize(N * Q);
+    dh_.resize(N * H);
+    dact_.resize(N * Fd);
+  }
+  cap_ = static_cast<int>(N);
+  cap_att_ = static_cast<int>(natt);
+}
+
+template <typename F>
+size_t Transformer<F>::activation_bytes() const {
+  size_t n = xfinal_.size() + lnf_.size() + lnf_mean_.size() + lnf_rstd_.size() + dres_.size() +
+             dln_.size() + dqkv_.size() + datty_.size() + dh_.size() + dact_.size();
+  for (const LayerActs& a : acts_)
+    n += a.x.size() + a.ln1.size() + a.ln1_mean.size() + a.ln1_rstd.size() + a.qkv.size() +
+         a.att.size() + a.atty.size() + a.xmid.size() + a.ln2.size() + a.ln2_mean.size() +
+         a.ln2_rstd.size() + a.h.size() + a.act.size();
+  return n * sizeof(F);
+}
+
+template <typename F>
+const F* Transformer<F>::forward(const int32_t* tokens, const int32_t* pos, int B, int T) {
+  ensure(B, T);
+  B_ = B;
+  T_ = T;
+  tokens_ = tokens;
+  pos_ = pos;
+  const int N = B * T, C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim(), Fd = cfg_.d_ff;
+  const int H = cfg_.n_head, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
+  const bool gpt2 = cfg_.is_gpt2();
+  const double eps = cfg_.norm_eps;
+
+  embedding_forward(acts_[0].x.data(), tokens, pos, P(layout_.wte), P(layout_.wpe), N, C);
+  for (int l = 0; l < cfg_.n_layer; l++) {
+    const LayerOffsets& o = layout_.layers[l];
+    LayerActs& a = acts_[l];
+    F* xout = l + 1 < cfg_.n_layer ? acts_[l + 1].x.data() : xfinal_.data();
+    // attention sub-block: x -> norm -> qkv -> rotary -> attention -> attn_o -> + x
+    if (gpt2)
+      layernorm_forward(a.ln1.data(), a.ln1_mean.data(), a.ln1_rstd.data(), a.x.data(), P(o.ln1_w),
+                        P(o.ln1_b), N, C, eps);
+    else
+      rmsnorm_forward(a.ln1.data(), a.ln1_rstd.data(), a.x.data(), P(o.ln1_w), N, C, eps);
+    matmul_forward(a.qkv.data(), a.ln1.data(), P(o.qkv_w), P(o.qkv_b), N, C, QKV);
+    if (!gpt2)
+      rope_forward(a.qkv.data(), pos, rope_cos_.data(), rope_sin_.data(), N, QKV, H, KVH, hd);
+    attention_forward(a.atty.data(), a.att.data(), a.qkv.data(), B, T, H, KVH, hd);
+    matmul_forward(a.xmid.data(), a.atty.data(), P(o.attn_o_w), P(o.attn_o_b), N, Q, C);
+    for (size_t i = 0; i < static_cast<size_t>(N) * C; i++) a.xmid[i] += a.x[i];
+    // MLP sub-block: xmid -> norm -> fc / gate_up -> GELU / SwiGLU -> proj / down -> + xmid
+    if (gpt2) {
+      layernorm_forward(a.ln2.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.xmid.data(),
+                        P(o.ln2_w), P(o.ln2_b), N, C, eps);
+      matmul_forward(a.h.data(), a.ln2.data(), P(o.fc_w), P(o.fc_b), N, C, Fd);
+      gelu_forward(a.act.data(), a.h.data(), static_cast<size_t>(N) * Fd);
+      matmul_forward(xout, a.act.data(), P(o.proj_w), P(o.proj_b), N, Fd, C);
+    } else {
+      rmsnorm_forward(a.ln2.data(), a.ln2_rstd.data(), a.xmid.data(), P(o.ln2_w), N, C, eps);
+      matmul_forward(a.h.data(), a.ln2.data(), P(o.gate_up_w), static_cast<const F*>(nullptr), N,
+                     C, 2 * Fd);
+      swiglu_forward(a.act.data(), a.h.data(), N, Fd);
+      matmul_forward(xout, a.act.data(), P(o.down_w), static_cast<const F*>(nullptr), N, Fd, C);
+    }
+    for (size_t i = 0; i < static_cast<size_t>(N) * C; i++) xout[i] += a.xmid[i];
+  }
+  if (gpt2)
+    layernorm_forward(lnf_.data(), lnf_mean_.data(), lnf_rstd_.data(), xfinal_.data(),
+                      P(layout_.lnf_w), P(layout_.lnf_b), N, C, eps);
+  else
+    rmsnorm_forward(lnf_.data(), lnf_rstd_.data(), xfinal_.data(), P(layout_.lnf_w), N, C, eps);
+  return lnf_.data();
+}
+
+template <typename F>
+void Transformer<F>::backward(const F* dhidden) {
+  const int B = B_, T = T_, N = B * T, C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim();
+  const int Fd = cfg_.d_ff, H = cfg_.n_head, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
+  const bool gpt2 = cfg_.is_gpt2();
+  const size_t NC = static_cast<size_t>(N) * C;
+  auto zero = [](std::vector<F>& v, size_t n) { std::fill(v.begin(), v.begin() + n, F(0)); };
+
+  // dres: gradient at the residual stream, walking down from the top.
+  zero(dres_, NC);
+  if (gpt2)
+    layernorm_backward(dres_.data(), G(layout_.lnf_w), G(layout_.lnf_b), dhidden, xfinal_.data(),
+                       P(layout_.lnf_w), lnf_mean_.data(), lnf_rstd_.data(), N, C);
+  else
+    rmsnorm_backward(dres_.data(), G(layout_.lnf_w), dhidden, xfinal_.data(), P(layout_.lnf_w),
+                     lnf_rstd_.data(), N, C);
+
+  for (int l = cfg_.n_layer - 1; l >= 0; l--) {
+    const LayerOffsets& o = layout_.layers[l];
+    LayerActs& a = acts_[l];
+    // MLP: dres is the gradient at the block output = at the MLP output.
+    zero(dact_, static_cast<size_t>(N) * Fd);
+    zero(dln_, NC);
+    if (gpt2) {
+      zero(dh_, static_cast<size_t>(N) * Fd);
+      matmul_backward(dact_.data(), G(o.proj_w), G(o.proj_b), dres_.data(), a.act.data(),
+                      P(o.proj_w), N, Fd, C);
+      gelu_backward(dh_.data(), a.h.data(), dact_.data(), static_cast<size_t>(N) * Fd);
+      matmul_backward(dln_.data(), G(o.fc_w), G(o.fc_b), dh_.data(), a.ln2.data(), P(o.fc_w), N, C,
+                      Fd);
+      layernorm_backward(dres_.data(), G(o.ln2_w), G(o.ln2_b), dln_.data(), a.xmid.data(),
+                         P(o.ln2_w), a.ln2_mean.data(), a.ln2_rstd.data(), N, C);
+    } else {
+      zero(dh_, static_cast<size_t>(N) * 2 * Fd);
+      matmul_backward(dact_.data(), G(o.down_w), static_cast<F*>(nullptr), dres_.data(),
+                      a.act.data(), P(o.down_w), N, Fd, C);
+      swiglu_backward(dh_.data(), a.h.data(), dact_.data(), N, Fd);
+      matmul_backward(dln_.data(), G(o.gate_up_w), static_cast<F*>(nullptr), dh_.data(),
+                      a.ln2.data(), P(o.gate_up_w), N, C, 2 * Fd);
+      rmsnorm_backward(dres_.data(), G(o.ln2_w), dln_.data(), a.xmid.data(), P(o.ln2_w),
+                       a.ln2_rstd.data(), N, C);
+    }
+    // Attention: dres is now the gradient at xmid = at the attention output.
+    zero(datty_, static_cast<size_t>(N) * Q);
+    zero(dqkv_, static_cast<size_t>(N) * QKV);
+    zero(dln_, NC);
+    matmul_backward(datty_.data(), G(o.attn_o_w), G(o.attn_o_b), dres_.data(), a.atty.data(),
+                    P(o.attn_o_w), N, Q, C);
+    attention_backward(dqkv_.data(), datty_.data(), a.qkv.data(), a.att.data(), B, T, H, KVH, hd);
+    if (!gpt2)
+      rope_backward(dqkv_.data(), pos_, rope_cos_.data(), rope_sin_.data(), N, QKV, H, KVH, hd);
+    matmul_backward(dln_.data(), G(o.qkv_w), G(o.qkv_b), dqkv_.data(), a.ln1.data(), P(o.qkv_w), N,
+                    C, QKV);
+    if (gpt2)
+      layernorm_backward(dres_.data(), G(o.ln1_w), G(o.ln1_b), dln_.data(), a.x.data(), P(o.ln1_w),
+                         a.ln1_mean.data(), a.ln1_rstd.data(), N, C);
+    else
+      rmsnorm_backward(dres_.data(), G(o.ln1_w), dln_.data(), a.x.data(), P(o.ln1_w),
+                       a.ln1_rstd.data(), N, C);
+  }
+  embedding_backward(G(layout_.wte), G(layout_.wpe), dres_.data(), tokens_, pos_, N, C);
+}
+
+template class Transformer<float>;
+template class Transformer<double>;
+
+}  // namespace score::cpu

@@ -1,0 +1,75 @@
+// The decoder-only transformer on the CPU, assembled from the layer kernels of
+// kernels.h. Templated over the scalar type: float is the product, double runs
+// the whole-model finite-difference gradient check.
+//
+// forward() keeps every activation that backward() needs (llm.c style); the
+// buffers grow to the largest (B, T) seen and are reused.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "score/config.h"
+#include "score/params.h"
+
+namespace score::cpu {
+
+template <typename F>
+class Transformer {
+ public:
+  Transformer(const ModelConfig& cfg, bool trainable);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ParamLayout& layout() const { return layout_; }
+  std::vector<F> params;  // (numel) in ParamLayout order
+  std::vector<F> grads;   // same layout; empty when not trainable
+
+  // Runs the blocks and the final norm on tokens (B, T) at positions pos (B, T).
+  // Returns the final hidden states (B*T, C), valid until the next forward.
+  const F* forward(const int32_t* tokens, const int32_t* pos, int B, int T);
+  // Backpropagates dhidden (B*T, C) (the gradient at the final hidden states)
+  // through the last forward() and ADDS the parameter gradients into grads.
+  void backward(const F* dhidden);
+
+  // lm_head weights (V, C) and their gradient slot.
+  const F* lm_head() const { return params.data() + layout_.lm_head_w; }
+  F* lm_head_grad() { return grads.data() + layout_.lm_head_w; }
+
+  size_t activation_bytes() const;
+
+ private:
+  void ensure(int B, int T);
+  const F* P(size_t off) const { return off == ParamLayout::kNone ? nullptr : params.data() + off; }
+  F* G(size_t off) { return off == ParamLayout::kNone ? nullptr : grads.data() + off; }
+
+  ModelConfig cfg_;
+  ParamLayout layout_;
+  std::vector<F> rope_cos_, rope_sin_;  // (maxT, hd/2), rotary archs only
+
+  // Saved activations of the last forward. N = B*T rows.
+  int B_ = 0, T_ = 0, cap_ = 0, cap_att_ = 0;
+  const int32_t* tokens_ = nullptr;
+  const int32_t* pos_ = nullptr;
+  struct LayerActs {
+    std::vector<F> x;         // (N, C) block input (residual stream)
+    std::vector<F> ln1;       // (N, C)
+    std::vector<F> ln1_mean;  // (N)   LayerNorm only
+    std::vector<F> ln1_rstd;  // (N)
+    std::vector<F> qkv;       // (N, QKV) after rotary
+    std::vector<F> att;       // (B, H, T, T) attention probabilities
+    std::vector<F> atty;      // (N, H*hd) attention output before attn_o
+    std::vector<F> xmid;      // (N, C) x + attention
+    std::vector<F> ln2;       // (N, C)
+    std::vector<F> ln2_mean;  // (N)
+    std::vector<F> ln2_rstd;  // (N)
+    std::vector<F> h;         // (N, F) GPT-2 fc output (pre-GELU); (N, 2F) gate|up
+    std::vector<F> act;       // (N, F) GELU or SwiGLU output
+  };
+  std::vector<LayerActs> acts_;
+  std::vector<F> xfinal_;   // (N, C) residual after the last block
+  std::vector<F> lnf_;      // (N, C)
+  std::vector<F> lnf_mean_, lnf_rstd_;  // (N)
+  // Backward scratch, (N, ...) each.
+  std::vector<F> dres_, dln_, dqkv_, datty_, dh_, dact_;
+};
+
+}  // namespace score::cpu
