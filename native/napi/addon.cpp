@@ -1,0 +1,75 @@
+// Addon entry: the NativeModel class and the two ways to make one.
+//   loadModel(dir, {device, cudaLibrary}) -> Promise<NativeModel>
+//   initModel(configJson, seed, {device, cudaLibrary}) -> Promise<NativeModel>
+//   errorCodes() -> string[]   (every code a rejection can carry)
+#include <napi.h>
+
+#include "args.h"
+#include "model_wrap.h"
+#include "score/config.h"
+#include "score/model.h"
+#include "worker.h"
+
+namespace score_napi {
+namespace {
+
+score::DeviceOptions parse_device(Napi::Env env, const Napi::Value& v) {
+  score::DeviceOptions dev;
+  if (v.IsUndefined() || v.IsNull()) return dev;
+  Napi::Object o = get_object(env, v, "options");
+  if (o.Has("device") && !o.Get("device").IsUndefined())
+    dev.device = get_string(env, o.Get("device"), "options.device");
+  if (o.Has("cudaLibrary") && !o.Get("cudaLibrary").IsUndefined())
+    dev.cuda_library = get_string(env, o.Get("cudaLibrary"), "options.cudaLibrary");
+  return dev;
+}
+
+Napi::Value load_model(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string dir = get_string(env, info[0], "model directory");
+  score::DeviceOptions dev = parse_device(env, info[1]);
+  auto out = std::make_shared<std::shared_ptr<score::Model>>();
+  auto* w = new PromiseWorker(
+      env, [dir, dev, out] { *out = score::Model::load(dir, dev); },
+      [out](Napi::Env env) -> Napi::Value { return ModelWrap::wrap(env, std::move(*out)); });
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value init_model(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string json = get_string(env, info[0], "config JSON");
+  if (!info[1].IsNumber()) throw_invalid(env, "seed must be a number");
+  const double seed_d = info[1].As<Napi::Number>().DoubleValue();
+  if (seed_d < 0 || seed_d > 9007199254740991.0 || seed_d != static_cast<double>(static_cast<uint64_t>(seed_d)))
+    throw_invalid(env, "seed must be a non-negative integer");
+  const uint64_t seed = static_cast<uint64_t>(seed_d);
+  score::DeviceOptions dev = parse_device(env, info[2]);
+  auto out = std::make_shared<std::shared_ptr<score::Model>>();
+  auto* w = new PromiseWorker(
+      env,
+      [json, seed, dev, out] {
+        score::ModelConfig cfg = score::parse_config_json(json, "config");
+        *out = score::Model::init(cfg, seed, dev);
+      },
+      [out](Napi::Env env) -> Napi::Value { return ModelWrap::wrap(env, std::move(*out)); });
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->model_ctor = Napi::Persistent(ModelWrap::define(env));
+  env.SetInstanceData<AddonData>(data);
+  exports.Set("NativeModel", data->model_ctor.Value());
+  exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel"));
+  exports.Set("initModel", Napi::Function::New(env, init_model, "initModel"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace score_napi
+
+NODE_API_MODULE(score_addon, score_napi::init)
