@@ -72,4 +72,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
 }  // namespace
 }  // namespace score_napi
 
-NODE_API_MODULE(score_addon, score_napi::init)
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  return score_napi::init(env, exports);
+}
+NODE_API_MODULE(score_addon, InitAddon)

@@ -107,13 +107,14 @@ Napi::Value ModelWrap::logprobs(const Napi::CallbackInfo& info) {
     std::vector<float> logp, entropy;
   };
   auto out = std::make_shared<Out>();
+  const score::TokenBatch tb = a.batch();  // raw pointers only: no JS handles on the worker
   auto* w = new PromiseWorker(
       env,
-      [model, a, out, want_entropy] {
-        const size_t n = static_cast<size_t>(a.B) * (a.T > 1 ? a.T - 1 : 0);
+      [model, tb, out, want_entropy] {
+        const size_t n = static_cast<size_t>(tb.B) * (tb.T > 1 ? tb.T - 1 : 0);
         out->logp.assign(n, 0.0f);
         if (want_entropy) out->entropy.assign(n, 0.0f);
-        model->logprobs(a.batch(), out->logp.data(), want_entropy ? out->entropy.data() : nullptr);
+        model->logprobs(tb, out->logp.data(), want_entropy ? out->entropy.data() : nullptr);
       },
       [out, want_entropy](Napi::Env env) -> Napi::Value {
         Napi::Object r = Napi::Object::New(env);
@@ -137,22 +138,23 @@ Napi::Value ModelWrap::sft_step(const Napi::CallbackInfo& info) {
                            " values, expected B*(T-1) = " + std::to_string(size_t(a.B) * (a.T - 1)));
   const double norm = get_number(env, o, "norm", 0.0);  // 0: the weight sum of this batch
   auto stats = std::make_shared<score::LossStats>();
+  const score::TokenBatch tb = a.batch();
+  const float* wdata = weight.data;
   auto* w = new PromiseWorker(
       env,
-      [model, a, weight, norm, stats] {
+      [model, tb, wdata, norm, stats] {
         score::TokenLoss loss;
-        loss.weight = weight.data;
+        loss.weight = wdata;
         if (norm > 0) {
           loss.norm = norm;
         } else {
           // Mean over weighted target slots of this batch.
           double s = 0;
-          for (int r = 0; r < a.B; r++)
-            for (int t = 0; t + 1 < a.lengths.data[r] && t + 1 < a.T; t++)
-              s += weight.data[r * (a.T - 1) + t];
+          for (int r = 0; r < tb.B; r++)
+            for (int t = 0; t + 1 < tb.lengths[r] && t + 1 < tb.T; t++) s += wdata[r * (tb.T - 1) + t];
           loss.norm = s > 0 ? s : 1.0;
         }
-        *stats = model->sft_backward(a.batch(), loss);
+        *stats = model->sft_backward(tb, loss);
       },
       [stats](Napi::Env env) -> Napi::Value {
         Napi::Object r = Napi::Object::New(env);

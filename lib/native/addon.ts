@@ -1,0 +1,72 @@
+// Loads the compiled Node-API addon (build/Release/score_addon.node) and
+// describes its raw interface. Only lib/model talks to it.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A packed batch of right-padded sequences: tokens (B*T), lengths (B). */
+export interface NativeBatch {
+  tokens: Int32Array;
+  lengths: Int32Array;
+  B: number;
+  T: number;
+}
+
+export interface NativeModel {
+  info(): { config: string; numParams: number; device: string; trainable: boolean; memoryBytes: number };
+  logprobs(b: NativeBatch & { entropy?: boolean }): Promise<{ logp: Float32Array; entropy?: Float32Array }>;
+  sftStep(b: NativeBatch & { weight: Float32Array; norm?: number }): Promise<{ loss: number; tokens: number; weightSum: number }>;
+  optimizerStep(o: {
+    lr: number;
+    beta1?: number;
+    beta2?: number;
+    eps?: number;
+    weightDecay?: number;
+    maxGradNorm?: number;
+  }): Promise<{ gradNorm: number; clipScale: number; step: number; skipped: boolean }>;
+  save(dir: string): Promise<void>;
+  clone(trainable: boolean): Promise<NativeModel>;
+  getParams(): Promise<Float32Array>;
+  setParams(p: Float32Array): Promise<void>;
+  dispose(): void;
+}
+
+export interface DeviceOptions {
+  device?: 'cpu' | 'cuda';
+  cudaLibrary?: string;
+}
+
+export interface Addon {
+  loadModel(dir: string, opts?: DeviceOptions): Promise<NativeModel>;
+  initModel(configJson: string, seed: number, opts?: DeviceOptions): Promise<NativeModel>;
+}
+
+/** The package root (holds package.json and build/), from lib/native or dist/native. */
+export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let cached: Addon | undefined;
+
+export function addon(): Addon {
+  if (cached) return cached;
+  const candidates = [
+    process.env.SCORE_ADDON,
+    path.join(packageRoot, 'build', 'Release', 'score_addon.node'),
+    path.join(packageRoot, 'build', 'Debug', 'score_addon.node'),
+  ].filter((p): p is string => !!p);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    const err = new Error(
+      `score-rl: the native addon is not built (looked for ${candidates.join(', ')}); run \`npm run build:native\``,
+    ) as Error & { code: string };
+    err.code = 'ERR_SCORE_NO_ADDON';
+    throw err;
+  }
+  cached = createRequire(import.meta.url)(found) as Addon;
+  return cached;
+}
+
+/** Where the CUDA backend library would be, next to the addon. */
+export function cudaLibraryPath(): string {
+  return path.join(packageRoot, 'build', 'Release', 'libscore_cuda.so');
+}

@@ -1,0 +1,31 @@
+// Builds the native addon at `npm install`. CMake (through cmake-js) is the
+// primary build; without cmake, node-gyp builds the CPU-only addon from
+// binding.gyp (same sources). Output: build/Release/score_addon.node.
+//   SCORE_CUDA=auto|on|off  passed to CMake (default auto: CUDA when nvcc is found)
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  if (r.error) throw r.error;
+  return r.status ?? 1;
+}
+
+const hasCmake = spawnSync('cmake', ['--version'], { stdio: 'ignore' }).status === 0;
+let status;
+if (hasCmake && process.env.SCORE_BUILD !== 'gyp') {
+  const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+  const cuda = process.env.SCORE_CUDA ?? 'auto';
+  const jobs = process.env.CMAKE_BUILD_PARALLEL_LEVEL ?? '2';
+  status = run(process.execPath, [cmakeJs, 'compile', '--log-level', 'warn', `--CDSCORE_CUDA=${cuda}`, '--parallel', jobs]);
+} else {
+  console.log('score-rl: cmake not found: building the CPU-only addon with node-gyp (binding.gyp)');
+  const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
+  status = run(process.execPath, [nodeGyp, 'rebuild', '--jobs', '2']);
+}
+process.exit(status);
