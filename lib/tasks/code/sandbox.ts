@@ -1,0 +1,183 @@
+// Run one untrusted Python program plus its tests in its own python3 process.
+// Where the machine allows it (root, or unprivileged user namespaces) the process
+// is the first of fresh PID, mount, IPC, UTS and network namespaces (util-linux
+// `unshare`): no network (only a loopback that is down), private tmpfs over every
+// world-writable folder, and a PID namespace whose processes all die with it, so
+// nothing can outlive the run. As root it also drops to an unprivileged uid of its
+// own, which makes the process-count limit effective. Elsewhere it runs as a plain
+// child in its own process group, with the same limits but no network isolation.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RUNNER_PY } from './runner.js';
+
+export interface SandboxLimits {
+  /** wall-clock limit in ms (default 10000) */
+  timeoutMs: number;
+  /** CPU seconds (RLIMIT_CPU, default 10) */
+  cpuSeconds: number;
+  /** address space (RLIMIT_AS, default 1 GiB) */
+  memoryBytes: number;
+  /** largest file the program may write (RLIMIT_FSIZE, default 16 MiB) */
+  fileBytes: number;
+  /** process count of the sandbox's uid (RLIMIT_NPROC, default 32) */
+  processes: number;
+  /** size of each private tmpfs, the working folder included (default 64 MiB) */
+  tmpfsBytes: number;
+  /** bytes kept of stdout and of stderr each (default 64 KiB) */
+  outputBytes: number;
+  /** total output after which the program is killed (default 8 MiB) */
+  outputKillBytes: number;
+}
+
+export const DEFAULT_LIMITS: SandboxLimits = {
+  timeoutMs: 10_000,
+  cpuSeconds: 10,
+  memoryBytes: 1 << 30,
+  fileBytes: 16 << 20,
+  processes: 32,
+  tmpfsBytes: 64 << 20,
+  outputBytes: 64 << 10,
+  outputKillBytes: 8 << 20,
+};
+
+export type Isolation = 'namespaces' | 'user-namespaces' | 'none';
+
+export interface RunResult {
+  passed: boolean;
+  /** one line: why it passed or failed */
+  reason: string;
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+const UNSHARE = ['--net', '--pid', '--mount', '--ipc', '--uts', '--fork', '--kill-child'];
+let isolationCache: Isolation | undefined;
+
+/** What this machine allows, probed once: `unshare` as root, with a user namespace, or nothing. */
+export function detectIsolation(python = 'python3'): Isolation {
+  if (isolationCache !== undefined) return isolationCache;
+  const probe = (extra: string[]) =>
+    spawnSync('unshare', [...extra, ...UNSHARE, '--', python, '-c', 'pass'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+  const root = process.getuid?.() === 0;
+  isolationCache = root && probe([]) ? 'namespaces' : probe(['--user', '--map-root-user']) ? 'user-namespaces' : 'none';
+  return isolationCache;
+}
+
+export interface RunOptions {
+  limits?: Partial<SandboxLimits>;
+  /** uid to run as (namespaces as root only); the pool gives each slot its own */
+  uid?: number;
+  isolation?: Isolation;
+  python?: string;
+}
+
+function lastLine(s: string): string {
+  const lines = s.trimEnd().split('\n').filter((l) => l.trim() !== '');
+  return (lines[lines.length - 1] ?? '').trim().slice(0, 300);
+}
+
+/** Run `program` then `tests` (Python source) in one fresh sandboxed interpreter. */
+export function runProgram(program: string, tests: string, opts: RunOptions = {}): Promise<RunResult> {
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const python = opts.python ?? 'python3';
+  const isolation = opts.isolation ?? detectIsolation(python);
+  const nonce = randomBytes(16).toString('hex');
+  const isolate = isolation !== 'none';
+  const workdir = isolate ? undefined : mkdtempSync(join(tmpdir(), 'score-rl-sandbox-'));
+  const uid = isolation === 'namespaces' ? (opts.uid ?? null) : null;
+  const pyArgs = ['-I', '-B', '-c', RUNNER_PY];
+  const [cmd, args] =
+    isolation === 'namespaces'
+      ? ['unshare', [...UNSHARE, '--', python, ...pyArgs]]
+      : isolation === 'user-namespaces'
+        ? ['unshare', ['--user', '--map-root-user', ...UNSHARE, '--', python, ...pyArgs]]
+        : [python, pyArgs];
+  const started = Date.now();
+  return new Promise<RunResult>((resolve) => {
+    const child = spawn(cmd, args as string[], {
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'], // fd 3: the nonce on success; fd 4: how the worker ended
+      detached: true, // its own process group, killed as a whole
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
+      cwd: workdir ?? '/',
+    });
+    const out = { stdout: [] as Buffer[], stderr: [] as Buffer[], kept: { stdout: 0, stderr: 0 }, total: 0 };
+    let token = '';
+    let timedOut = false;
+    let outputKilled = false;
+    let finished = false;
+    const kill = () => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, limits.timeoutMs);
+    const collect = (name: 'stdout' | 'stderr') => (chunk: Buffer) => {
+      out.total += chunk.length;
+      const room = limits.outputBytes - out.kept[name];
+      if (room > 0) {
+        out[name].push(chunk.subarray(0, room));
+        out.kept[name] += Math.min(room, chunk.length);
+      }
+      if (out.total > limits.outputKillBytes && !outputKilled) {
+        outputKilled = true;
+        kill();
+      }
+    };
+    child.stdout!.on('data', collect('stdout'));
+    child.stderr!.on('data', collect('stderr'));
+    const resultPipe = child.stdio[3] as NodeJS.ReadableStream;
+    resultPipe.on('data', (chunk: Buffer) => {
+      token += chunk.toString('latin1');
+      if (token.length > 64) token = token.slice(0, 64);
+      // the tests have passed: nothing the program left running matters any more
+      if (token === nonce) kill();
+    });
+    let status = '';
+    const statusPipe = child.stdio[4] as NodeJS.ReadableStream;
+    statusPipe.on('data', (chunk: Buffer) => {
+      if (status.length < 64) status += chunk.toString('latin1');
+    });
+    for (const s of [child.stdin!, child.stdout!, child.stderr!, resultPipe, statusPipe] as NodeJS.EventEmitter[]) s.on('error', () => {});
+    child.stdin!.end(JSON.stringify({ program, tests, nonce, isolate, workdir, uid, ...limits }));
+    const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      kill();
+      if (workdir) rmSync(workdir, { recursive: true, force: true });
+      const stdout = Buffer.concat(out.stdout).toString('utf8');
+      const stderr = Buffer.concat(out.stderr).toString('utf8');
+      const passed = token === nonce && !spawnError;
+      const worker = /^(exit|signal) (\d+)$/.exec(status);
+      const wsig = worker?.[1] === 'signal' ? Number(worker[2]) : undefined;
+      const wcode = worker?.[1] === 'exit' ? Number(worker[2]) : undefined;
+      let reason: string;
+      if (spawnError) reason = `sandbox error: could not start ${cmd} (${spawnError.message})`;
+      else if (passed) reason = 'passed';
+      else if (timedOut) reason = `timed out after ${limits.timeoutMs} ms (wall clock)`;
+      else if (outputKilled) reason = `output limit exceeded (more than ${limits.outputKillBytes} bytes)`;
+      else if (wsig === constants.signals.SIGXCPU) reason = `CPU time limit exceeded (${limits.cpuSeconds} s)`;
+      else if (wsig !== undefined) reason = `killed by signal ${wsig}`;
+      else if (wcode === 70 || (worker === null && code !== 0)) reason = `sandbox error: ${lastLine(stderr) || `exit code ${code}`}`;
+      else if (wcode === 0) reason = 'failed: the program exited before the tests finished';
+      else reason = `failed: ${lastLine(stderr) || `exit code ${wcode}`}`;
+      resolve({ passed, reason, exitCode: code, signal, timedOut, stdout, stderr, durationMs: Date.now() - started });
+    };
+    child.on('exit', kill); // whatever is left of its process group goes with it
+    child.on('error', (e) => finish(null, null, e));
+    child.on('close', (code, signal) => finish(code, signal));
+  });
+}
