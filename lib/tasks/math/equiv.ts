@@ -2,7 +2,7 @@
 // by shape (tuples, intervals, sets, unions, matrices, equations) down to scalars,
 // which are compared as exact rationals, as numbers, or as functions at seeded
 // points. A false "equal" is worse than a miss, so every uncertain case says no.
-import { close, exactRational, proportional, rationalEqual, sameValue } from './evaluate.js';
+import { close, exactInteger, exactRational, proportional, rationalEqual, sameValue } from './evaluate.js';
 import { normalizeAnswer, plainText } from './normalize.js';
 import { ParseError, TimeLimit, parseExpr, type Deadline, type Node } from './parse.js';
 import { shapeOf, type Shape } from './structure.js';
@@ -50,6 +50,12 @@ function scalarEqual(a: string, b: string, ctx: Ctx): boolean {
   const na = parsed(a, ctx);
   const nb = parsed(b, ctx);
   if (!na || !nb) return false;
+  const ia = exactInteger(na);
+  const ib = exactInteger(nb);
+  if (ia !== undefined && ib !== undefined && ctx.scales.length === 1) {
+    if (ia === ib) ctx.how = 'exact integer';
+    return ia === ib;
+  }
   for (const k of ctx.scales) if (sameValue(na, nb, ctx.deadline, k)) return (ctx.how = 'numeric/symbolic'), true;
   return false;
 }
@@ -123,12 +129,10 @@ export function equivalent(pred: string, gold: string, opts: EquivOptions = {}):
     return { equal: eq, reason: eq ? 'same text' : 'different text' };
   }
   if (P.text.length > MAX_LEN || G.text.length > MAX_LEN) return { equal: false, reason: 'answer too long to compare' };
-  // a % on one side only: that side's number may also be read divided by 100
-  const scales = P.percent === G.percent ? [1] : P.percent ? [1, 0.01] : [1, 100];
-  const ctx: Ctx = { deadline: { until: Date.now() + (opts.timeoutMs ?? 1000) }, scales: [1], how: '' };
+  // a % on one side only: that side's number may also be read divided by 100 (pred is compared with gold * k)
+  const scales = P.percent && !G.percent ? [1, 100] : G.percent && !P.percent ? [1, 0.01] : [1];
+  const ctx: Ctx = { deadline: { until: Date.now() + (opts.timeoutMs ?? 1000) }, scales, how: '' };
   try {
-    // percentages: compare a (pred) against b (gold) * k
-    ctx.scales = P.percent && !G.percent ? [1, 100] : G.percent && !P.percent ? [1, 0.01] : scales.slice(0, 1);
     const eq = shapeEqual(shapeOf(P.text), shapeOf(G.text), ctx);
     return { equal: eq, reason: eq ? `equal (${ctx.how || 'structure'})` : 'not equal' };
   } catch (e) {

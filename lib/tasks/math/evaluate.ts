@@ -116,6 +116,36 @@ export function rationalEqual(a: [bigint, bigint], b: [bigint, bigint]): boolean
   return a[0] * b[1] === b[0] * a[1];
 }
 
+const MAX_BITS = 4096n;
+
+/** Exact value of an integer-only expression (+ - * and powers with small non-negative
+ * exponents), so that 2^{100} and 2^{100}+1 are told apart; undefined otherwise. */
+export function exactInteger(n: Node): bigint | undefined {
+  switch (n.k) {
+    case 'num':
+      return /^\d+$/.test(n.text) ? BigInt(n.text) : undefined;
+    case 'neg': {
+      const a = exactInteger(n.a);
+      return a === undefined ? undefined : -a;
+    }
+    case 'bin': {
+      if (n.op === '/') return undefined;
+      const a = exactInteger(n.a);
+      const b = exactInteger(n.b);
+      if (a === undefined || b === undefined) return undefined;
+      if (n.op === '+') return a + b;
+      if (n.op === '-') return a - b;
+      if (n.op === '*') return a * b;
+      if (b < 0n) return undefined;
+      const bits = BigInt(a < 0n ? (-a).toString(2).length : a.toString(2).length);
+      if (bits * b > MAX_BITS) return undefined;
+      return a ** b;
+    }
+    default:
+      return undefined;
+  }
+}
+
 /** Seeded points (mulberry32) so that a grade never depends on chance. */
 function points(names: string[], count: number): Map<string, number>[] {
   let seed = 0x5c0e;

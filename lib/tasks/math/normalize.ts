@@ -60,7 +60,20 @@ export interface Normalized {
   percent: boolean; // a % sign was removed
 }
 
+const cache = new Map<string, Normalized>();
+const CACHE_SIZE = 4096;
+
+/** Normalise a final answer (memoised: graders see the same gold answers again and again). */
 export function normalizeAnswer(input: string): Normalized {
+  const hit = cache.get(input);
+  if (hit) return hit;
+  const n = normalizeUncached(input);
+  if (cache.size >= CACHE_SIZE) cache.clear();
+  cache.set(input, n);
+  return n;
+}
+
+function normalizeUncached(input: string): Normalized {
   let s = input.trim();
   const boxed = /^\\(?:boxed|fbox)\b/.test(s) ? lastBoxed(s) : undefined;
   if (boxed !== undefined) s = boxed;
@@ -71,7 +84,7 @@ export function normalizeAnswer(input: string): Normalized {
   s = s.replace(/^\\\(|\\\)$|^\\\[|\\\]$/g, '');
   s = s.replace(/\\(?:dfrac|tfrac|cfrac)/g, '\\frac').replace(/\\(?:mbox|textrm|textnormal|textup|textit|textbf|mathrm|mathbf|mathit|operatorname|rm)(?![a-zA-Z])/g, '\\text');
   s = s.replace(/\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|displaystyle)(?![a-zA-Z])\.?/g, '');
-  s = s.replace(/\\[!,;:>]|\\ |~/g, ' ').replace(/\\(?:quad|qquad)(?![a-zA-Z])/g, ' ');
+  s = s.replace(/(?<!\\)\\[!,;:> ]|~/g, ' ').replace(/\\(?:quad|qquad)(?![a-zA-Z])/g, ' ');
   s = s.replace(/\{,\}/g, ',');
   // degrees, dollars, percent
   s = s.replace(/\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|°/g, '');
@@ -95,10 +108,16 @@ export function normalizeAnswer(input: string): Normalized {
   if (/^-?\d{1,3}(?:\s*,\s*\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/\s*,\s*/g, '');
   s = s.replace(/(\d)\s+(?=\d{3}(?!\d))/g, '$1');
   s = s.replace(/(^|[^\d}])\.(\d)/g, '$10.$2');
-  s = s.replace(/_\{([a-zA-Z0-9])\}/g, '_$1');
+  s = s.replace(/_\s*([a-zA-Z0-9])/g, '_{$1}'); // one-character subscripts in braces: 52_8, 52_{8}, \log_2 8
   // spaces: keep one only where it ends a command name before a letter (\pi r), drop the rest
   s = s.replace(/(\\[a-zA-Z]+)\s+(?=[a-zA-Z])/g, '$1{}').replace(/\s+/g, '');
   s = s.replace(/\{\}(?=[^a-zA-Z]|$)/g, '');
+  // a mixed number written alone: 1\frac{4}{5} is 9/5, not 4/5
+  const mixed = /^(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$/.exec(s);
+  if (mixed && Number(mixed[4]) !== 0) {
+    const [whole, num, den] = [BigInt(mixed[2]!), BigInt(mixed[3]!), BigInt(mixed[4]!)];
+    s = `${mixed[1]}\\frac{${whole * den + num}}{${den}}`;
+  }
   return { text: s, percent };
 }
 

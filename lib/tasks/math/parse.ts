@@ -21,7 +21,7 @@ export interface Deadline {
   until: number; // Date.now() value after which work stops
 }
 export function checkDeadline(d: Deadline): void {
-  if (Date.now() > d.until) throw new TimeLimit('time limit');
+  if (Date.now() >= d.until) throw new TimeLimit('time limit');
 }
 
 const MAX_INPUT = 1000;
@@ -44,6 +44,8 @@ function lex(src: string): Tok[] {
     const c = s[i]!;
     if (/\s/.test(c)) {
       i++;
+    } else if (c === '{' && s[i + 1] === '}') {
+      i += 2; // an empty group only separates a command from what follows
     } else if (/[0-9.]/.test(c)) {
       const m = /^(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/.exec(s.slice(i));
       if (!m) throw new ParseError(`bad number at ${i}`);
