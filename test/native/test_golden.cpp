@@ -4,6 +4,7 @@
 // test/fixtures/make_golden.py. The checkpoints go through the real loader.
 #define SCORE_TEST_MAIN
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "check.h"

@@ -1,0 +1,63 @@
+// The CLI as a user runs it: real processes, exit codes, one-line errors.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../../lib/index.js';
+
+const root = path.resolve(__dirname, '..', '..');
+// The CLI runs from dist/; `npm test` compiles it first (the pretest script).
+const bin = path.join(root, 'dist', 'cli', 'main.js');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'score-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('score-rl CLI', () => {
+  it('--help lists the commands', () => {
+    const r = cli('--help');
+    expect(r.code).toBe(0);
+    for (const c of ['init', 'logprobs', 'bench']) expect(r.stdout).toContain(c);
+  });
+
+  it('init + logprobs give the same numbers as the API', async () => {
+    const dir = path.join(tmp, 'q');
+    const r = cli('init', '--arch', 'qwen2', '--preset', 'tiny', '--out', dir, '--seed', '3');
+    expect(r.code).toBe(0);
+    const input = path.join(tmp, 'in.json');
+    const tokens = [[1, 2, 3, 4], [7, 8]];
+    writeFileSync(input, JSON.stringify({ tokens }));
+    const out = cli('logprobs', '--model', dir, '--input', input);
+    expect(out.code).toBe(0);
+    const got = JSON.parse(out.stdout) as { logprobs: number[][] };
+    const m = await loadModel(dir);
+    expect(got.logprobs).toEqual((await m.logprobs(tokens)).rows());
+    expect(got.logprobs.map((r) => r.length)).toEqual([3, 1]);
+    m.dispose();
+    // init refuses to overwrite a non-empty folder
+    expect(cli('init', '--out', dir).code).not.toBe(0);
+  });
+
+  it('bad input: one line on stderr, non-zero exit', () => {
+    const input = path.join(tmp, 'bad.json');
+    writeFileSync(input, JSON.stringify({ tokens: [[1, 'x']] }));
+    const cases = [
+      cli('logprobs', '--model', path.join(root, 'test/fixtures/models/gpt2-tiny'), '--input', input),
+      cli('logprobs', '--model', path.join(tmp, 'missing'), '--input', input),
+      cli('init', '--arch', 'rwkv', '--out', path.join(tmp, 'x')),
+      cli('init', '--preset'),
+      cli('bench', 'nope'),
+      cli('frobnicate'),
+    ];
+    for (const r of cases) {
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^score-rl: error: /);
+    }
+    expect(cases[0]!.stderr).toContain('tokens[0][1]');
+  });
+});
