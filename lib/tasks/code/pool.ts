@@ -9,6 +9,8 @@ export interface PoolOptions {
   limits?: Partial<SandboxLimits>;
   isolation?: Isolation;
   python?: string;
+  /** import site in the sandboxed interpreter (default false) */
+  site?: boolean;
 }
 
 export class SandboxPool {
@@ -41,6 +43,7 @@ export class SandboxPool {
         uid: this.uidOf(slot),
         isolation: this.isolation,
         ...(this.opts.python ? { python: this.opts.python } : {}),
+        ...(this.opts.site ? { site: true } : {}),
       });
     } finally {
       const next = this.waiting.shift();

@@ -57,6 +57,20 @@ export interface RunResult {
   durationMs: number;
 }
 
+const resolved = new Map<string, string>();
+
+/** The interpreter behind a command name, asked once: version-manager shims (pyenv)
+ * cost a second per start, the real binary tens of milliseconds. */
+export function resolvePython(python = 'python3'): string {
+  let exe = resolved.get(python);
+  if (exe === undefined) {
+    const r = spawnSync(python, ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 30_000 });
+    exe = r.status === 0 && r.stdout.trim() !== '' ? r.stdout.trim() : python;
+    resolved.set(python, exe);
+  }
+  return exe;
+}
+
 const UNSHARE = ['--net', '--pid', '--mount', '--ipc', '--uts', '--fork', '--kill-child'];
 let isolationCache: Isolation | undefined;
 
@@ -64,7 +78,7 @@ let isolationCache: Isolation | undefined;
 export function detectIsolation(python = 'python3'): Isolation {
   if (isolationCache !== undefined) return isolationCache;
   const probe = (extra: string[]) =>
-    spawnSync('unshare', [...extra, ...UNSHARE, '--', python, '-c', 'pass'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+    spawnSync('unshare', [...extra, ...UNSHARE, '--', resolvePython(python), '-I', '-S', '-c', 'pass'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
   const root = process.getuid?.() === 0;
   isolationCache = root && probe([]) ? 'namespaces' : probe(['--user', '--map-root-user']) ? 'user-namespaces' : 'none';
   return isolationCache;
@@ -76,6 +90,8 @@ export interface RunOptions {
   uid?: number;
   isolation?: Isolation;
   python?: string;
+  /** import site (site-packages such as numpy become importable; slower start). Default false. */
+  site?: boolean;
 }
 
 function lastLine(s: string): string {
@@ -83,16 +99,49 @@ function lastLine(s: string): string {
   return (lines[lines.length - 1] ?? '').trim().slice(0, 300);
 }
 
+const PROBE = 'import math, random, hashlib, json, re, collections, itertools, functools, heapq, string, fractions, decimal';
+const PROBE_UID = 1_999_999;
+const chosen = new Map<string, Promise<string>>();
+
+/** The interpreter that the sandbox runs. Dropping to an unprivileged uid needs one whose
+ * standard library that uid can read (a pyenv build under /root is not): the requested
+ * interpreter is tried first, then Debian's /usr/bin/python3; the choice is made once. */
+export function sandboxPython(requested: string | undefined, isolation: Isolation): Promise<string> {
+  const key = `${requested ?? ''}|${isolation}`;
+  let p = chosen.get(key);
+  if (!p) {
+    p = (async () => {
+      const first = resolvePython(requested ?? 'python3');
+      if (isolation !== 'namespaces') return first;
+      const candidates = requested === undefined && first !== '/usr/bin/python3' ? [first, '/usr/bin/python3'] : [first];
+      const failures: string[] = [];
+      for (const exe of candidates) {
+        const r = await spawnRun(exe, PROBE, '', { isolation, uid: PROBE_UID, limits: {} });
+        if (r.passed) return exe;
+        failures.push(`${exe}: ${r.reason}`);
+      }
+      throw new Error(`sandbox: no python3 whose standard library an unprivileged uid can import (${failures.join('; ')}); pass a world-readable interpreter`);
+    })();
+    chosen.set(key, p);
+  }
+  return p;
+}
+
 /** Run `program` then `tests` (Python source) in one fresh sandboxed interpreter. */
-export function runProgram(program: string, tests: string, opts: RunOptions = {}): Promise<RunResult> {
+export async function runProgram(program: string, tests: string, opts: RunOptions = {}): Promise<RunResult> {
+  const isolation = opts.isolation ?? detectIsolation(opts.python);
+  const python = await sandboxPython(opts.python, isolation);
+  return spawnRun(python, program, tests, { ...opts, isolation });
+}
+
+function spawnRun(python: string, program: string, tests: string, opts: RunOptions & { isolation: Isolation }): Promise<RunResult> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
-  const python = opts.python ?? 'python3';
-  const isolation = opts.isolation ?? detectIsolation(python);
+  const isolation = opts.isolation;
   const nonce = randomBytes(16).toString('hex');
   const isolate = isolation !== 'none';
   const workdir = isolate ? undefined : mkdtempSync(join(tmpdir(), 'score-rl-sandbox-'));
   const uid = isolation === 'namespaces' ? (opts.uid ?? null) : null;
-  const pyArgs = ['-I', '-B', '-c', RUNNER_PY];
+  const pyArgs = ['-I', '-B', ...(opts.site ? [] : ['-S']), '-c', RUNNER_PY];
   const [cmd, args] =
     isolation === 'namespaces'
       ? ['unshare', [...UNSHARE, '--', python, ...pyArgs]]
@@ -151,7 +200,11 @@ export function runProgram(program: string, tests: string, opts: RunOptions = {}
       if (status.length < 64) status += chunk.toString('latin1');
     });
     for (const s of [child.stdin!, child.stdout!, child.stderr!, resultPipe, statusPipe] as NodeJS.EventEmitter[]) s.on('error', () => {});
-    child.stdin!.end(JSON.stringify({ program, tests, nonce, isolate, workdir, uid, ...limits }));
+    const job: Record<string, string | number> = { program, tests, nonce, isolate: isolate ? 1 : 0, workdir: workdir ?? '', uid: uid ?? '', ...limits };
+    child.stdin!.end(Buffer.concat(Object.entries(job).map(([k, v]) => {
+      const bytes = Buffer.from(String(v), 'utf8');
+      return Buffer.concat([Buffer.from(`${k} ${bytes.length}\n`), bytes, Buffer.from('\n')]);
+    })));
     const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
       if (finished) return;
       finished = true;
