@@ -6,6 +6,7 @@ import { CliError } from './args.js';
 const COMMANDS: Record<string, string> = {
   init: 'create a randomly initialised checkpoint (gpt2 | llama | qwen2 presets)',
   logprobs: 'per-token log-probabilities of token sequences under a checkpoint',
+  sample: 'generate from a checkpoint (KV cache; temperature, top-k, top-p)',
   grade: 'grade answers (math) or programs (code) from a jsonl file',
   bench: 'benchmarks: train | logprobs (tokens/s, side by side with PyTorch when present)',
 };

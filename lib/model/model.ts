@@ -5,6 +5,7 @@ import { addon, cudaLibraryPath, type DeviceOptions, type NativeModel } from '..
 import { fullMask, packTargets, packTokens, unpackRows, type TokensInput } from './batch.js';
 import { asScoreError, ScoreError } from './errors.js';
 import { presetConfig, type Arch } from './presets.js';
+import { packRagged, packRl, unpackGeneration, type GenerateOptions, type GenerateResult, type RlBatch } from './rollout.js';
 
 export interface LoadOptions {
   /** 'cpu' (default) or 'cuda' */
@@ -121,6 +122,45 @@ export class Model {
       if (b.norm !== undefined && !(Number.isFinite(b.norm) && b.norm > 0))
         throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `norm must be a positive number, got ${b.norm}`);
       return m.sftStep({ ...batch, weight, norm: b.norm });
+    });
+  }
+
+  /**
+   * Samples completions for token-id prompts with a KV cache: `n` samples per prompt sharing
+   * the prompt's prefill; each stops at EOS, at a stop sequence or at maxNewTokens.
+   */
+  generate(prompts: readonly (readonly number[])[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+    return this.#enqueue(async (m) => {
+      const { flat, lengths } = packRagged(prompts, 'prompts');
+      const stop = opts.stop ? packRagged(opts.stop, 'stop') : undefined;
+      const n = opts.n ?? 1;
+      const eos = opts.eosId === null ? -1 : (opts.eosId ?? (typeof this.config.eos_token_id === 'number' ? this.config.eos_token_id : -1));
+      const signal = opts.signal;
+      if (signal?.aborted) throw new ScoreError('ERR_SCORE_ABORTED', 'generate: aborted');
+      const onAbort = () => m.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const r = await m.generate({
+          prompts: flat, promptLengths: lengths, n, maxNewTokens: opts.maxNewTokens ?? 64, eosId: eos,
+          stop: stop?.flat, stopLengths: stop?.lengths, temperature: opts.temperature ?? 1, topK: opts.topK ?? 0,
+          topP: opts.topP ?? 1, seed: opts.seed ?? 0, memoryBudget: opts.memoryBudget ?? 0, onProgress: opts.onProgress,
+        });
+        return unpackGeneration(r, n);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    });
+  }
+
+  /**
+   * Policy-gradient + KL step: for every target token, weight * (wPg * pg + wKl * KL) / norm,
+   * forward + backward, adding into the gradients (then optimizerStep).
+   */
+  rlStep(b: RlBatch): Promise<{ loss: number; pgLoss: number; klLoss: number; klMean: number; entropy: number; clipFrac: number; tokens: number; weightSum: number }> {
+    return this.#enqueue(async (m) => {
+      const batch = packTokens(b.tokens);
+      if (b.kl !== undefined && b.kl !== 'k1' && b.kl !== 'k3') throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `kl must be 'k1' or 'k3', got '${String(b.kl)}'`);
+      return m.rlStep(packRl(b, batch));
     });
   }
 

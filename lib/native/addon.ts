@@ -25,6 +25,41 @@ export interface NativeModel {
     weightDecay?: number;
     maxGradNorm?: number;
   }): Promise<{ gradNorm: number; clipScale: number; step: number; skipped: boolean }>;
+  rlStep(b: NativeBatch & {
+    mask: Float32Array;
+    wPg?: Float32Array;
+    advantages?: Float32Array;
+    wKl?: Float32Array;
+    refLogp?: Float32Array;
+    oldLogp?: Float32Array;
+    kl?: 'k1' | 'k3';
+    clipEps?: number;
+    norm: number;
+  }): Promise<{ loss: number; pgLoss: number; klLoss: number; klMean: number; entropy: number; clipFrac: number; tokens: number; weightSum: number }>;
+  generate(o: {
+    prompts: Int32Array;
+    promptLengths: Int32Array;
+    n?: number;
+    maxNewTokens?: number;
+    eosId?: number;
+    stop?: Int32Array;
+    stopLengths?: Int32Array;
+    temperature?: number;
+    topK?: number;
+    topP?: number;
+    seed?: number;
+    memoryBudget?: number;
+    onProgress?: (step: number, active: number) => void;
+  }): Promise<{
+    tokens: Int32Array;
+    lengths: Int32Array;
+    finish: Int32Array;
+    logp: Float32Array;
+    logpSampling: Float32Array;
+    kvCacheBytes: number;
+    steps: number;
+  }>;
+  abort(): void;
   save(dir: string): Promise<void>;
   clone(trainable: boolean): Promise<NativeModel>;
   getParams(): Promise<Float32Array>;

@@ -89,6 +89,65 @@ LossStats Model::sft_backward(const TokenBatch& batch, const TokenLoss& loss) {
   return backend_->loss_backward(batch, loss);
 }
 
+static void check_finite(const float* a, size_t n, const char* name, bool required) {
+  if (!a) {
+    SCORE_CHECK(!required, InvalidArgument, std::string(name) + " is missing");
+    return;
+  }
+  for (size_t i = 0; i < n; i++)
+    SCORE_CHECK(std::isfinite(a[i]), InvalidArgument,
+                std::string(name) + "[" + std::to_string(i) + "] is not finite");
+}
+
+LossStats Model::rl_backward(const TokenBatch& batch, const TokenLoss& loss) {
+  SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (a reference clone): no training");
+  validate(batch, true);
+  SCORE_CHECK(std::isfinite(loss.norm) && loss.norm > 0, InvalidArgument, "norm must be a positive number");
+  SCORE_CHECK(loss.clip_eps >= 0 && loss.clip_eps < 1, InvalidArgument, "clipEps must be in [0, 1)");
+  const size_t n = static_cast<size_t>(batch.B) * (batch.T - 1);
+  check_finite(loss.weight, n, "mask", true);
+  check_finite(loss.w_pg, n, "wPg", false);
+  check_finite(loss.adv, n, "advantages", loss.w_pg != nullptr);
+  check_finite(loss.w_kl, n, "wKl", false);
+  check_finite(loss.ref_logp, n, "refLogp", loss.w_kl != nullptr);
+  check_finite(loss.old_logp, n, "oldLogp", loss.clip_eps > 0);
+  TokenLoss l = loss;
+  l.rl = true;
+  return backend_->loss_backward(batch, l);
+}
+
+GenerateResult Model::generate(const GenerateRequest& req) {
+  SCORE_CHECK(!req.prompts.empty(), InvalidArgument, "prompts: no prompts given");
+  SCORE_CHECK(req.n >= 1, InvalidArgument, "n must be >= 1, got " + std::to_string(req.n));
+  SCORE_CHECK(req.max_new_tokens >= 1, InvalidArgument, "maxNewTokens must be >= 1");
+  SCORE_CHECK(req.temperature >= 0 && std::isfinite(req.temperature), InvalidArgument,
+              "temperature must be >= 0");
+  SCORE_CHECK(req.top_p > 0 && req.top_p <= 1, InvalidArgument, "topP must be in (0, 1]");
+  SCORE_CHECK(req.top_k >= 0, InvalidArgument, "topK must be >= 0");
+  SCORE_CHECK(req.eos_id >= -1 && req.eos_id < cfg_.vocab_size, InvalidArgument,
+              "eosId " + std::to_string(req.eos_id) + " is outside the vocabulary");
+  for (size_t p = 0; p < req.prompts.size(); p++) {
+    const auto& pr = req.prompts[p];
+    SCORE_CHECK(!pr.empty(), InvalidArgument, "prompts[" + std::to_string(p) + "] is empty");
+    SCORE_CHECK(static_cast<int>(pr.size()) < cfg_.max_pos, InvalidArgument,
+                "prompts[" + std::to_string(p) + "] has " + std::to_string(pr.size()) +
+                    " tokens: no room to generate in the model's " + std::to_string(cfg_.max_pos) +
+                    " positions");
+    for (size_t t = 0; t < pr.size(); t++)
+      SCORE_CHECK(pr[t] >= 0 && pr[t] < cfg_.vocab_size, InvalidArgument,
+                  "prompts[" + std::to_string(p) + "][" + std::to_string(t) + "] = " +
+                      std::to_string(pr[t]) + " is outside the vocabulary");
+  }
+  for (size_t s = 0; s < req.stop_sequences.size(); s++) {
+    SCORE_CHECK(!req.stop_sequences[s].empty(), InvalidArgument,
+                "stop[" + std::to_string(s) + "] is empty");
+    for (int32_t id : req.stop_sequences[s])
+      SCORE_CHECK(id >= 0 && id < cfg_.vocab_size, InvalidArgument,
+                  "stop[" + std::to_string(s) + "] has a token outside the vocabulary");
+  }
+  return backend_->generate(req);
+}
+
 StepStats Model::optimizer_step(const AdamWConfig& opt) {
   SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (a reference clone): no training");
   SCORE_CHECK(opt.lr >= 0 && std::isfinite(opt.lr), InvalidArgument, "lr must be >= 0");

@@ -4,10 +4,12 @@
 #include <functional>
 #include <vector>
 
+#include "cpu/generate.h"
 #include "cpu/kernels.h"
 #include "cpu/transformer.h"
 #include "score/backend.h"
 #include "score/errors.h"
+#include "score/token_loss.h"
 
 namespace score {
 namespace {
@@ -50,29 +52,47 @@ class CpuBackend final : public Backend {
     const int B = batch.B, T = batch.T, N = B * T, C = net_.config().d_model;
     prepare(batch);
     const float* hidden = net_.forward(batch.tokens, pos_.data(), B, T);
-    // Row n = b*T + t predicts tokens[b, t+1]; its loss weight is weight[b, t].
-    LossStats st;
-    for (int n = 0; n < N; n++) {
-      if (target_[n] < 0) continue;
-      st.tokens++;
-      st.weight_sum += loss.weight[(n / T) * (T - 1) + n % T];
-    }
+    // Row n = b*T + t predicts tokens[b, t+1]; its per-token arrays are at slot b*(T-1) + t.
+    auto at = [T](int n) { return (n / T) * (T - 1) + n % T; };
     const double inv_norm = 1.0 / loss.norm;
-    std::function<double(int, double)> coef = [&](int n, double) {
-      return -static_cast<double>(loss.weight[(n / T) * (T - 1) + n % T]) * inv_norm;
+    LossStats st;
+    double pg_sum = 0, kl_sum = 0, kl_w = 0, clipped_w = 0;
+    // dLoss/dlogp of one token; called once per target row, in order, by the classifier.
+    std::function<double(int, double)> coef = [&](int n, double lp) -> double {
+      const int i = at(n);
+      const double w = loss.weight[i];
+      st.tokens++;
+      st.weight_sum += w;
+      const TokenLossTerms t = token_loss(loss, i, lp);
+      pg_sum += w * t.pg;
+      kl_sum += w * t.kl;
+      kl_w += w * t.kl_raw;
+      if (t.clipped) clipped_w += w;
+      return w * t.dlogp * inv_norm;
     };
     dhidden_.assign(static_cast<size_t>(N) * C, 0.0f);
     row_logp_.resize(N);
-    cpu::classifier_forward_backward<float>(row_logp_.data(), nullptr, dhidden_.data(),
-                                            net_.lm_head_grad(), hidden, net_.lm_head(),
-                                            target_.data(), N, C, net_.config().vocab_size, &coef);
+    row_ent_.resize(N);
+    cpu::classifier_forward_backward<float>(row_logp_.data(), loss.rl ? row_ent_.data() : nullptr,
+                                            dhidden_.data(), net_.lm_head_grad(), hidden,
+                                            net_.lm_head(), target_.data(), N, C,
+                                            net_.config().vocab_size, &coef);
     net_.backward(dhidden_.data());
-    double sum = 0;
-    for (int n = 0; n < N; n++)
-      if (target_[n] >= 0) sum -= loss.weight[(n / T) * (T - 1) + n % T] * double(row_logp_[n]);
-    st.loss = sum * inv_norm;
+    st.pg_loss = pg_sum * inv_norm;
+    st.kl_loss = kl_sum * inv_norm;
+    st.loss = st.pg_loss + st.kl_loss;
+    if (loss.rl && st.weight_sum > 0) {
+      double ent = 0;
+      for (int n = 0; n < N; n++)
+        if (target_[n] >= 0) ent += loss.weight[at(n)] * double(row_ent_[n]);
+      st.entropy_mean = ent / st.weight_sum;
+      st.kl_mean = kl_w / st.weight_sum;
+      st.clip_frac = clipped_w / st.weight_sum;
+    }
     return st;
   }
+
+  GenerateResult generate(const GenerateRequest& req) override { return cpu::generate(net_, req); }
 
   StepStats optimizer_step(const AdamWConfig& opt) override {
     SCORE_CHECK(!net_.grads.empty(), InvalidArgument, "this model is frozen (no gradients)");

@@ -119,3 +119,16 @@ void adamw_update(float* params, const float* grads, float* m, float* v, size_t 
 double sum_squares(const float* x, size_t n);
 
 }  // namespace score::cpu
+
+namespace score::cpu {
+
+// ---- attention_cached.cpp: attention of single rows against a KV cache (generation) ----
+// Row r (query q = qkv[r, :H*hd]) belongs to cache slot slot[r] and sits at
+// position pos[r]; it attends causally to positions 0..pos[r] of its slot.
+// kcache, vcache: (slots, KVH, len, hd). out (N, H*hd). Forward only.
+template <typename F>
+void attention_cached_forward(F* out, const F* qkv, const F* kcache, const F* vcache,
+                              const int32_t* slot, const int32_t* pos, int N, int QKV, int H,
+                              int KVH, int hd, int len);
+
+}  // namespace score::cpu

@@ -187,6 +187,99 @@ void Transformer<F>::backward(const F* dhidden) {
   embedding_backward(G(layout_.wte), G(layout_.wpe), dres_.data(), tokens_, pos_, N, C);
 }
 
+template <typename F>
+size_t Transformer<F>::cache_bytes(const ModelConfig& c, int slots, int len) {
+  return 2 * sizeof(F) * static_cast<size_t>(c.n_layer) * slots * c.n_kv_head * len * c.head_dim;
+}
+
+template <typename F>
+void Transformer<F>::init_cache(KVCache& cache, int slots, int len) const {
+  const size_t n = static_cast<size_t>(slots) * cfg_.n_kv_head * len * cfg_.head_dim;
+  cache.slots = slots;
+  cache.len = len;
+  cache.k.assign(cfg_.n_layer, std::vector<F>(n));
+  cache.v.assign(cfg_.n_layer, std::vector<F>(n));
+}
+
+template <typename F>
+void Transformer<F>::copy_cache_slot(KVCache& cache, int from, int to, int n) const {
+  const size_t hd = cfg_.head_dim, len = cache.len;
+  for (int l = 0; l < cfg_.n_layer; l++)
+    for (int h = 0; h < cfg_.n_kv_head; h++) {
+      const size_t src = ((static_cast<size_t>(from) * cfg_.n_kv_head + h) * len) * hd;
+      const size_t dst = ((static_cast<size_t>(to) * cfg_.n_kv_head + h) * len) * hd;
+      std::copy(cache.k[l].begin() + src, cache.k[l].begin() + src + n * hd, cache.k[l].begin() + dst);
+      std::copy(cache.v[l].begin() + src, cache.v[l].begin() + src + n * hd, cache.v[l].begin() + dst);
+    }
+}
+
+template <typename F>
+const F* Transformer<F>::forward_cached(const int32_t* tokens, const int32_t* pos,
+                                        const int32_t* slot, int N, KVCache& cache) {
+  const int C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim(), Fd = cfg_.d_ff;
+  const int H = cfg_.n_head, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
+  const bool gpt2 = cfg_.is_gpt2();
+  const double eps = cfg_.norm_eps;
+  const size_t n = static_cast<size_t>(N);
+  DecodeScratch& s = dec_;
+  s.x.resize(n * C);
+  s.ln.resize(n * C);
+  s.mean.resize(n);
+  s.rstd.resize(n);
+  s.qkv.resize(n * QKV);
+  s.atty.resize(n * Q);
+  s.xmid.resize(n * C);
+  s.h.resize(n * (gpt2 ? Fd : 2 * Fd));
+  s.act.resize(n * Fd);
+
+  embedding_forward(s.x.data(), tokens, pos, P(layout_.wte), P(layout_.wpe), N, C);
+  for (int l = 0; l < cfg_.n_layer; l++) {
+    const LayerOffsets& o = layout_.layers[l];
+    if (gpt2)
+      layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), s.x.data(), P(o.ln1_w),
+                        P(o.ln1_b), N, C, eps);
+    else
+      rmsnorm_forward(s.ln.data(), s.rstd.data(), s.x.data(), P(o.ln1_w), N, C, eps);
+    matmul_forward(s.qkv.data(), s.ln.data(), P(o.qkv_w), P(o.qkv_b), N, C, QKV);
+    if (!gpt2)
+      rope_forward(s.qkv.data(), pos, rope_cos_.data(), rope_sin_.data(), N, QKV, H, KVH, hd);
+    // Store every row's k and v at (slot, kv head, position) before any row attends.
+    for (int r = 0; r < N; r++)
+      for (int h = 0; h < KVH; h++) {
+        const size_t at = ((static_cast<size_t>(slot[r]) * KVH + h) * cache.len + pos[r]) * hd;
+        const F* row = s.qkv.data() + static_cast<size_t>(r) * QKV;
+        std::copy(row + Q + h * hd, row + Q + (h + 1) * hd, cache.k[l].begin() + at);
+        std::copy(row + Q + KVH * hd + h * hd, row + Q + KVH * hd + (h + 1) * hd,
+                  cache.v[l].begin() + at);
+      }
+    attention_cached_forward(s.atty.data(), s.qkv.data(), cache.k[l].data(), cache.v[l].data(),
+                             slot, pos, N, QKV, H, KVH, hd, cache.len);
+    matmul_forward(s.xmid.data(), s.atty.data(), P(o.attn_o_w), P(o.attn_o_b), N, Q, C);
+    for (size_t i = 0; i < n * C; i++) s.xmid[i] += s.x[i];
+    if (gpt2) {
+      layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), s.xmid.data(), P(o.ln2_w),
+                        P(o.ln2_b), N, C, eps);
+      matmul_forward(s.h.data(), s.ln.data(), P(o.fc_w), P(o.fc_b), N, C, Fd);
+      gelu_forward(s.act.data(), s.h.data(), n * Fd);
+      matmul_forward(s.x.data(), s.act.data(), P(o.proj_w), P(o.proj_b), N, Fd, C);
+    } else {
+      rmsnorm_forward(s.ln.data(), s.rstd.data(), s.xmid.data(), P(o.ln2_w), N, C, eps);
+      matmul_forward(s.h.data(), s.ln.data(), P(o.gate_up_w), static_cast<const F*>(nullptr), N,
+                     C, 2 * Fd);
+      swiglu_forward(s.act.data(), s.h.data(), N, Fd);
+      matmul_forward(s.x.data(), s.act.data(), P(o.down_w), static_cast<const F*>(nullptr), N, Fd,
+                     C);
+    }
+    for (size_t i = 0; i < n * C; i++) s.x[i] += s.xmid[i];  // x = xmid + mlp(xmid)
+  }
+  if (gpt2)
+    layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), s.x.data(), P(layout_.lnf_w),
+                      P(layout_.lnf_b), N, C, eps);
+  else
+    rmsnorm_forward(s.ln.data(), s.rstd.data(), s.x.data(), P(layout_.lnf_w), N, C, eps);
+  return s.ln.data();
+}
+
 template class Transformer<float>;
 template class Transformer<double>;
 

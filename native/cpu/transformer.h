@@ -36,6 +36,25 @@ class Transformer {
 
   size_t activation_bytes() const;
 
+  // ---- generation ----
+  // The KV cache: per layer, K and V of shape (slots, KVH, len, hd), so that one
+  // (sequence, kv head) is a contiguous run of positions for the attention dots.
+  struct KVCache {
+    int slots = 0, len = 0;
+    std::vector<std::vector<F>> k, v;  // [layer] (slots, KVH, len, hd)
+  };
+  static size_t cache_bytes(const ModelConfig& cfg, int slots, int len);
+  void init_cache(KVCache& cache, int slots, int len) const;
+  // Copies positions [0, n) of slot `from` into slot `to` (n samples share one prefill).
+  void copy_cache_slot(KVCache& cache, int from, int to, int n) const;
+  // Rows r = 0..N-1 hold token tokens[r] of sequence slot[r] at position pos[r].
+  // Every row's k/v go into the cache first, then each row attends to its slot's
+  // positions 0..pos[r]: one function serves the prefill (all prompt rows at
+  // once) and the decode steps (one row per active sequence).
+  // Returns the final hidden states (N, C), valid until the next call.
+  const F* forward_cached(const int32_t* tokens, const int32_t* pos, const int32_t* slot, int N,
+                          KVCache& cache);
+
  private:
   void ensure(int B, int T);
   const F* P(size_t off) const { return off == ParamLayout::kNone ? nullptr : params.data() + off; }
@@ -68,6 +87,10 @@ class Transformer {
   std::vector<F> xfinal_;   // (N, C) residual after the last block
   std::vector<F> lnf_;      // (N, C)
   std::vector<F> lnf_mean_, lnf_rstd_;  // (N)
+  // forward_cached scratch, (N, ...) each; grow-only.
+  struct DecodeScratch {
+    std::vector<F> x, ln, mean, rstd, qkv, atty, xmid, h, act;
+  } dec_;
   // Backward scratch, (N, ...) each.
   std::vector<F> dres_, dln_, dqkv_, datty_, dh_, dact_;
 };

@@ -46,6 +46,9 @@ Napi::Function ModelWrap::define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::logprobs>("logprobs"),
                          InstanceMethod<&ModelWrap::sft_step>("sftStep"),
                          InstanceMethod<&ModelWrap::optimizer_step>("optimizerStep"),
+                         InstanceMethod<&ModelWrap::rl_step>("rlStep"),
+                         InstanceMethod<&ModelWrap::generate>("generate"),
+                         InstanceMethod<&ModelWrap::abort>("abort"),
                          InstanceMethod<&ModelWrap::save>("save"),
                          InstanceMethod<&ModelWrap::clone>("clone"),
                          InstanceMethod<&ModelWrap::get_params>("getParams"),
@@ -192,6 +195,156 @@ Napi::Value ModelWrap::optimizer_step(const Napi::CallbackInfo& info) {
         return r;
       });
   return run(env, busy_, w);
+}
+
+Napi::Value ModelWrap::rl_step(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = acquire(env);
+  Napi::Object o = get_object(env, info[0], "rlStep argument");
+  BatchArgs a = parse_batch(env, o);
+  const size_t slots = static_cast<size_t>(a.B) * (a.T - 1);
+  View<float> arrays[6] = {get_f32(env, o, "mask"),         get_f32(env, o, "wPg", true),
+                           get_f32(env, o, "advantages", true), get_f32(env, o, "wKl", true),
+                           get_f32(env, o, "refLogp", true), get_f32(env, o, "oldLogp", true)};
+  const char* names[6] = {"mask", "wPg", "advantages", "wKl", "refLogp", "oldLogp"};
+  for (int i = 0; i < 6; i++)
+    if (arrays[i].data && arrays[i].length != slots)
+      throw_invalid(env, std::string("field '") + names[i] + "' has " +
+                             std::to_string(arrays[i].length) + " values, expected B*(T-1) = " +
+                             std::to_string(slots));
+  score::TokenLoss loss;
+  loss.rl = true;
+  loss.weight = arrays[0].data;
+  loss.w_pg = arrays[1].data;
+  loss.adv = arrays[2].data;
+  loss.w_kl = arrays[3].data;
+  loss.ref_logp = arrays[4].data;
+  loss.old_logp = arrays[5].data;
+  loss.norm = get_number(env, o, "norm", 0.0, true);
+  loss.clip_eps = get_number(env, o, "clipEps", 0.0);
+  std::string kl = o.Has("kl") ? get_string(env, o.Get("kl"), "field 'kl'") : "k1";
+  if (kl != "k1" && kl != "k3") throw_invalid(env, "field 'kl' must be 'k1' or 'k3', got '" + kl + "'");
+  loss.kl = kl == "k1" ? score::KlEstimator::K1 : score::KlEstimator::K3;
+  const score::TokenBatch tb = a.batch();
+  auto stats = std::make_shared<score::LossStats>();
+  auto* w = new PromiseWorker(
+      env, [model, tb, loss, stats] { *stats = model->rl_backward(tb, loss); },
+      [stats](Napi::Env env) -> Napi::Value {
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("loss", stats->loss);
+        r.Set("pgLoss", stats->pg_loss);
+        r.Set("klLoss", stats->kl_loss);
+        r.Set("klMean", stats->kl_mean);
+        r.Set("entropy", stats->entropy_mean);
+        r.Set("clipFrac", stats->clip_frac);
+        r.Set("tokens", static_cast<double>(stats->tokens));
+        r.Set("weightSum", stats->weight_sum);
+        return r;
+      });
+  w->keep(a.tokens.holder);
+  w->keep(a.lengths.holder);
+  for (auto& v : arrays)
+    if (v.data) w->keep(v.holder);
+  return run(env, busy_, w);
+}
+
+// Ragged int rows from a flat Int32Array and an Int32Array of row lengths.
+static std::vector<std::vector<int32_t>> ragged(Napi::Env env, const View<int32_t>& flat,
+                                                const View<int32_t>& lens, const char* what) {
+  std::vector<std::vector<int32_t>> rows;
+  size_t off = 0;
+  for (size_t i = 0; i < lens.length; i++) {
+    const int32_t n = lens.data[i];
+    if (n < 0 || off + static_cast<size_t>(n) > flat.length)
+      throw_invalid(env, std::string(what) + ": lengths do not match the flat token array");
+    rows.emplace_back(flat.data + off, flat.data + off + n);
+    off += n;
+  }
+  if (off != flat.length) throw_invalid(env, std::string(what) + ": lengths do not match the flat token array");
+  return rows;
+}
+
+Napi::Value ModelWrap::generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = acquire(env);
+  Napi::Object o = get_object(env, info[0], "generate argument");
+  auto req = std::make_shared<score::GenerateRequest>();
+  req->prompts = ragged(env, get_i32(env, o, "prompts"), get_i32(env, o, "promptLengths"), "prompts");
+  View<int32_t> stop = get_i32(env, o, "stop", true), stop_len = get_i32(env, o, "stopLengths", true);
+  if (stop.data && stop_len.data) req->stop_sequences = ragged(env, stop, stop_len, "stop");
+  req->n = get_int(env, o, "n", 1);
+  req->max_new_tokens = get_int(env, o, "maxNewTokens", 64);
+  req->eos_id = get_int(env, o, "eosId", -1);
+  req->temperature = get_number(env, o, "temperature", 1.0);
+  req->top_k = get_int(env, o, "topK", 0);
+  req->top_p = get_number(env, o, "topP", 1.0);
+  const double seed = get_number(env, o, "seed", 0.0);
+  if (seed < 0 || seed != static_cast<double>(static_cast<uint64_t>(seed)))
+    throw_invalid(env, "field 'seed' must be a non-negative integer");
+  req->seed = static_cast<uint64_t>(seed);
+  req->memory_budget = static_cast<size_t>(get_number(env, o, "memoryBudget", 0.0));
+  cancel_->store(false);
+  req->cancel = cancel_.get();
+  auto cancel = cancel_;  // keeps the flag alive for the worker
+  // Progress: a thread-safe function, called from the worker without blocking it.
+  std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
+  if (o.Has("onProgress") && o.Get("onProgress").IsFunction()) {
+    tsfn = std::make_shared<Napi::ThreadSafeFunction>(Napi::ThreadSafeFunction::New(
+        env, o.Get("onProgress").As<Napi::Function>(), "score-rl progress", 0, 1));
+    req->progress = [tsfn](int step, int active) {
+      auto* data = new std::pair<int, int>(step, active);
+      napi_status st = tsfn->NonBlockingCall(data, [](Napi::Env env, Napi::Function fn, std::pair<int, int>* d) {
+        fn.Call({Napi::Number::New(env, d->first), Napi::Number::New(env, d->second)});
+        delete d;
+      });
+      if (st != napi_ok) delete data;
+    };
+  }
+  auto out = std::make_shared<score::GenerateResult>();
+  auto* w = new PromiseWorker(
+      env, [model, req, out, cancel] { *out = model->generate(*req); },
+      [out](Napi::Env env) -> Napi::Value {
+        const size_t S = out->tokens.size();
+        size_t total = 0;
+        for (const auto& t : out->tokens) total += t.size();
+        Napi::Int32Array tokens = Napi::Int32Array::New(env, total);
+        Napi::Int32Array lengths = Napi::Int32Array::New(env, S);
+        Napi::Int32Array finish = Napi::Int32Array::New(env, S);
+        std::vector<float> logp(total), logp_s(total);
+        size_t off = 0;
+        for (size_t r = 0; r < S; r++) {
+          lengths[r] = static_cast<int32_t>(out->tokens[r].size());
+          finish[r] = static_cast<int32_t>(out->finish[r]);
+          for (size_t t = 0; t < out->tokens[r].size(); t++, off++) {
+            tokens[off] = out->tokens[r][t];
+            logp[off] = out->logp[r][t];
+            logp_s[off] = out->logp_sampling[r][t];
+          }
+        }
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("tokens", tokens);
+        r.Set("lengths", lengths);
+        r.Set("finish", finish);
+        r.Set("logp", float32_array(env, std::move(logp)));
+        r.Set("logpSampling", float32_array(env, std::move(logp_s)));
+        r.Set("kvCacheBytes", static_cast<double>(out->kv_cache_bytes));
+        r.Set("steps", out->steps);
+        return r;
+      });
+  if (tsfn) w->on_settled([busy = busy_, tsfn] {
+      *busy = false;
+      tsfn->Release();
+    });
+  *busy_ = true;
+  if (!tsfn) w->on_settled([busy = busy_] { *busy = false; });
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value ModelWrap::abort(const Napi::CallbackInfo& info) {
+  cancel_->store(true);
+  return info.Env().Undefined();
 }
 
 Napi::Value ModelWrap::save(const Napi::CallbackInfo& info) {

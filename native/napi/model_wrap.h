@@ -6,6 +6,7 @@
 #pragma once
 #include <napi.h>
 
+#include <atomic>
 #include <memory>
 
 #include "score/model.h"
@@ -29,6 +30,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value logprobs(const Napi::CallbackInfo& info);
   Napi::Value sft_step(const Napi::CallbackInfo& info);
   Napi::Value optimizer_step(const Napi::CallbackInfo& info);
+  Napi::Value rl_step(const Napi::CallbackInfo& info);
+  Napi::Value generate(const Napi::CallbackInfo& info);
+  Napi::Value abort(const Napi::CallbackInfo& info);
   Napi::Value save(const Napi::CallbackInfo& info);
   Napi::Value clone(const Napi::CallbackInfo& info);
   Napi::Value get_params(const Napi::CallbackInfo& info);
@@ -40,6 +44,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   std::shared_ptr<score::Model> model_;
   std::shared_ptr<bool> busy_ = std::make_shared<bool>(false);
+  // Set by abort() from the JS thread, polled by a running generate() each step.
+  std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace score_napi

@@ -4,9 +4,12 @@
 // (libscore_cuda.so) exporting `score_cuda_create_backend`, so the CPU addon
 // loads on machines without CUDA.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "score/config.h"
 #include "score/params.h"
@@ -22,19 +25,67 @@ struct TokenBatch {
   int B = 0, T = 0;
 };
 
-// The per-token loss. For every target slot (b, t) with t + 1 < lengths[b]:
-//   SFT: loss += weight[b,t] * -logp[b,t]
-// and the total is divided by `norm` (> 0). SCoRe's policy-gradient + KL loss
-// joins this struct in the rollout/RL-loss work.
+enum class KlEstimator { K1, K3 };
+
+// The per-token loss over target slots (b, t) with t + 1 < lengths[b]; every
+// per-token array is (B, T-1).
+//   SFT: loss_t = -logp_t
+//   RL:  loss_t = w_pg_t * pg_t + w_kl_t * KL_t, where
+//        pg_t = -A_t * logp_t                                  (no clipping)
+//        pg_t = -min(r_t A_t, clip(r_t, 1-eps, 1+eps) A_t),  r_t = exp(logp_t - old_logp_t)
+//        KL_t (k1) = logp_t - ref_logp_t
+//        KL_t (k3) = exp(ref_logp_t - logp_t) - (ref_logp_t - logp_t) - 1
+// The total is sum_t weight_t * loss_t / norm. SCoRe is expressed entirely
+// through these per-token arrays, which the TypeScript layer fills in.
 struct TokenLoss {
-  const float* weight = nullptr;  // (B, T-1)
+  bool rl = false;
+  const float* weight = nullptr;  // loss mask / weights
   double norm = 1.0;
+  const float* w_pg = nullptr;      // RL
+  const float* adv = nullptr;       // RL
+  const float* w_kl = nullptr;      // RL
+  const float* ref_logp = nullptr;  // RL (with w_kl)
+  const float* old_logp = nullptr;  // RL, behaviour log-probabilities (needed when clip_eps > 0)
+  KlEstimator kl = KlEstimator::K1;
+  double clip_eps = 0;  // 0: no ratio clipping
 };
 
 struct LossStats {
-  double loss = 0;      // the normalised loss of this call
+  double loss = 0;        // the normalised loss of this call
+  double pg_loss = 0;     // its policy-gradient part (RL)
+  double kl_loss = 0;     // its KL part (RL): sum weight * w_kl * KL / norm
+  double kl_mean = 0;     // mean KL over weighted tokens (RL)
+  double entropy_mean = 0;  // mean next-token entropy over weighted tokens (RL)
+  double clip_frac = 0;   // fraction of weighted tokens whose ratio was clipped (RL)
   double weight_sum = 0;  // sum of weights over real target slots
-  int64_t tokens = 0;   // real target slots
+  int64_t tokens = 0;     // real target slots
+};
+
+// Batched generation. P prompts, n samples each: sequence r = p * n + j.
+struct GenerateRequest {
+  std::vector<std::vector<int32_t>> prompts;
+  int n = 1;
+  int max_new_tokens = 64;
+  int eos_id = -1;  // -1: none
+  std::vector<std::vector<int32_t>> stop_sequences;
+  double temperature = 1.0;  // 0: greedy
+  int top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  size_t memory_budget = 0;  // bytes for the KV cache; 0: no limit
+  const std::atomic<bool>* cancel = nullptr;            // polled once per step
+  std::function<void(int step, int active)> progress;   // called on the worker thread
+};
+
+enum class FinishReason { Length = 0, Eos = 1, Stop = 2 };
+
+struct GenerateResult {
+  std::vector<std::vector<int32_t>> tokens;        // new tokens per sequence (EOS / stop included)
+  std::vector<std::vector<float>> logp;            // under the policy (temperature 1)
+  std::vector<std::vector<float>> logp_sampling;   // under the sampling distribution
+  std::vector<FinishReason> finish;
+  size_t kv_cache_bytes = 0;
+  int steps = 0;
 };
 
 struct AdamWConfig {
@@ -65,6 +116,8 @@ class Backend {
   // AdamW with global-norm clipping on the accumulated gradients, then zeroes them.
   virtual StepStats optimizer_step(const AdamWConfig& opt) = 0;
   virtual void zero_grad() = 0;
+  // Prefill + KV-cache decode (request already validated by the Model).
+  virtual GenerateResult generate(const GenerateRequest& req) = 0;
   // Bytes held by weights, gradients, optimizer state and activations.
   virtual size_t memory_bytes() const = 0;
 };
