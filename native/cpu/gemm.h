@@ -1,0 +1,47 @@
+// The one matrix product behind every linear layer (matmul.cpp) and the fused
+// classifier (classifier.cpp):
+//
+//   C (M, N) = [C +] A (M, K) @ B (K, N) [+ bias (N)]
+//
+// A and B are read through (row, column) strides, so transposed operands cost
+// nothing extra: element (i, k) of A is A[i*a_rs + k*a_cs], element (k, j) of B
+// is B[k*b_rs + j*b_cs]. C is row-major with leading dimension ldc.
+// accumulate = true adds into C instead of overwriting it; bias is nullable.
+//
+// The float version is a packed, cache-blocked GEMM with a register-tiled
+// micro-kernel chosen at run time (AVX-512, AVX2+FMA or portable C++) and
+// OpenMP threads over output tiles. Any M, N, K >= 0 is valid (K = 0 gives
+// C = [C +] bias).
+#pragma once
+#include <cstddef>
+
+namespace score::cpu {
+
+// Which code path sgemm uses. Auto (the default) picks the best the CPU supports; the
+// others exist so that tests can exercise every path on one machine. Asking for a path
+// the CPU lacks falls back to Auto.
+enum class GemmIsa { Auto, Avx512, Avx2, Generic };
+bool gemm_isa_supported(GemmIsa isa);
+
+void sgemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* B,
+           ptrdiff_t b_rs, ptrdiff_t b_cs, float* C, ptrdiff_t ldc, bool accumulate,
+           const float* bias, GemmIsa isa = GemmIsa::Auto);
+
+// The same contract by plain loops in double (the gradient-check precision).
+void dgemm(int M, int N, int K, const double* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const double* B,
+           ptrdiff_t b_rs, ptrdiff_t b_cs, double* C, ptrdiff_t ldc, bool accumulate,
+           const double* bias);
+
+// Overloads so templated kernels can write gemm(...) for F = float or double.
+inline void gemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs,
+                 const float* B, ptrdiff_t b_rs, ptrdiff_t b_cs, float* C, ptrdiff_t ldc,
+                 bool accumulate, const float* bias) {
+  sgemm(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate, bias);
+}
+inline void gemm(int M, int N, int K, const double* A, ptrdiff_t a_rs, ptrdiff_t a_cs,
+                 const double* B, ptrdiff_t b_rs, ptrdiff_t b_cs, double* C, ptrdiff_t ldc,
+                 bool accumulate, const double* bias) {
+  dgemm(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate, bias);
+}
+
+}  // namespace score::cpu
