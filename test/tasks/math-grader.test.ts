@@ -127,7 +127,9 @@ describe('answer extraction', () => {
 
   it('grades completions end to end', () => {
     expect(gradeMath('Final Answer: The final answer is $0.5$. I hope it is correct.', '\\frac12')).toMatchObject({ correct: true });
-    expect(gradeMath('no answer here', '5')).toEqual({ correct: false, reason: 'no final answer found' });
+    expect(gradeMath('no answer here\nat all', '5')).toEqual({ correct: false, reason: 'no final answer found' });
+    expect(gradeMath('0.5', '\\frac12')).toMatchObject({ correct: true });
+    expect(gradeMath('no answer here', '5').correct).toBe(false);
     const wrong = gradeMath('so \\boxed{6}', '5');
     expect(wrong.correct).toBe(false);
     expect(wrong.reason).toMatch(/not equal.*'6' via boxed/);

@@ -47,7 +47,7 @@ function lastMatch(re: RegExp, text: string): RegExpExecArray | undefined {
   return last;
 }
 
-export type ExtractMethod = 'final-answer' | 'boxed' | 'the-answer-is' | 'hashes';
+export type ExtractMethod = 'final-answer' | 'boxed' | 'the-answer-is' | 'hashes' | 'whole-text';
 
 export interface Extracted {
   answer: string;

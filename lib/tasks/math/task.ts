@@ -9,7 +9,10 @@ export interface MathTaskOptions extends MathLoadOptions, EquivOptions {}
 
 /** Grade one completion (model text) against a gold answer. */
 export function gradeMath(completion: string, gold: string, opts: EquivOptions = {}): Reward {
-  const ex = extractAnswer(completion);
+  let ex = extractAnswer(completion);
+  // a short one-line text with no answer marker is taken as the answer itself ("0.5")
+  const bare = completion.trim();
+  if (!ex && bare !== '' && bare.length <= 200 && !bare.includes('\n')) ex = { answer: bare, method: 'whole-text' };
   if (!ex) return { correct: false, reason: 'no final answer found' };
   const v = equivalent(ex.answer, gold, opts);
   return { correct: v.equal, reason: `${v.reason} (answer '${ex.answer.slice(0, 80)}' via ${ex.method})` };
