@@ -1,0 +1,40 @@
+// The sandbox's weaker modes, used where the machine does not allow what root can do:
+// 'user-namespaces' (an unprivileged user with user namespaces: no network, private
+// folders, PID namespace, but no uid of its own) and 'none' (a plain child process with
+// the same rlimits, process-group kill and a temporary working folder; no network
+// isolation). Both must still grade, time out and clean up.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { runProgram, type Isolation } from '../../lib/tasks/code/index.js';
+
+const userNsWorks = spawnSync('unshare', ['--user', '--map-root-user', '--net', 'true']).status === 0;
+
+describe.each<[Isolation, boolean]>([
+  ['user-namespaces', userNsWorks],
+  ['none', true],
+])('isolation %s', (isolation, available) => {
+  const opts = { isolation, limits: { timeoutMs: 1500 } };
+
+  it.skipIf(!available)('grades, times out and rejects early exits', async () => {
+    expect((await runProgram('x = 1\n', 'assert x == 1\n', opts)).reason).toBe('passed');
+    expect((await runProgram('x = 2\n', 'assert x == 1, "x is %d" % x\n', opts)).reason).toBe('failed: AssertionError: x is 2');
+    const slow = await runProgram('import time\ntime.sleep(60)\n', '', opts);
+    expect(slow.reason).toBe('timed out after 1500 ms (wall clock)');
+    expect((await runProgram('import os\nos._exit(0)\n', 'assert False\n', opts)).passed).toBe(false);
+  });
+
+  it.skipIf(!available)('works in a fresh folder that is gone afterwards, with a scrubbed environment', async () => {
+    const r = await runProgram("import os\nprint(os.getcwd())\nprint(sorted(os.environ))\nopen('f.txt', 'w').write('x')\n", '', opts);
+    expect(r.reason).toBe('passed');
+    const [cwd, env] = r.stdout.trim().split('\n');
+    expect(env).toBe("['HOME', 'LANG', 'PATH', 'TMPDIR']");
+    if (isolation === 'none') expect(existsSync(cwd!)).toBe(false);
+    else expect(cwd).toBe('/tmp/work');
+  });
+
+  it.skipIf(!available || isolation === 'none')('has no network', async () => {
+    const r = await runProgram('import socket\ntry:\n    socket.create_connection(("127.0.0.1", 9), timeout=1)\nexcept OSError as e:\n    print(e.errno)\n', '', opts);
+    expect(r.stdout.trim()).toBe('101'); // ENETUNREACH: the namespace's loopback is down
+  });
+});
