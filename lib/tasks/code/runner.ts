@@ -19,7 +19,7 @@ def read_job():
         start = nl + 1
         job[name] = data[start:start + int(size)].decode('utf-8')
         i = start + int(size) + 1
-    for k in ('cpuSeconds', 'memoryBytes', 'fileBytes', 'processes', 'tmpfsBytes'):
+    for k in ('cpuSeconds', 'memoryBytes', 'fileBytes', 'processes', 'tmpfsBytes', 'wallSeconds'):
         job[k] = int(job[k])
     job['isolate'] = job['isolate'] == '1'
     job['uid'] = int(job['uid']) if job.get('uid') else None
@@ -117,9 +117,16 @@ def supervise():
     # reports how it ended on fd 4; when it exits, the namespace and all in it die
     try:
         job = setup()
-    except BaseException:
+    except BaseException as e:
         print_exc()
-        os._exit(70)
+        try:
+            os.write(4, ('setup %s: %s' % (type(e).__name__, e)).encode()[:300])
+        finally:
+            os._exit(70)
+    # a wall clock of its own, so that nothing outlives a parent that died without killing it
+    import signal
+    signal.signal(signal.SIGALRM, lambda *_: os._exit(124))
+    signal.alarm(job['wallSeconds'])
     pid = os.fork()
     if pid == 0:
         worker(job)

@@ -55,6 +55,8 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   durationMs: number;
+  /** set when the sandbox itself failed (could not start or set up), not the program */
+  sandboxError?: string;
 }
 
 const resolved = new Map<string, string>();
@@ -125,6 +127,16 @@ export function sandboxPython(requested: string | undefined, isolation: Isolatio
     chosen.set(key, p);
   }
   return p;
+}
+
+/** The runner's input: fields as `<name> <byte length>\n<bytes>\n`. */
+export function encodeJob(job: Record<string, string | number>): Buffer {
+  return Buffer.concat(
+    Object.entries(job).map(([k, v]) => {
+      const bytes = Buffer.from(String(v), 'utf8');
+      return Buffer.concat([Buffer.from(`${k} ${bytes.length}\n`), bytes, Buffer.from('\n')]);
+    }),
+  );
 }
 
 /** Run `program` then `tests` (Python source) in one fresh sandboxed interpreter. */
@@ -200,11 +212,9 @@ function spawnRun(python: string, program: string, tests: string, opts: RunOptio
       if (status.length < 64) status += chunk.toString('latin1');
     });
     for (const s of [child.stdin!, child.stdout!, child.stderr!, resultPipe, statusPipe] as NodeJS.EventEmitter[]) s.on('error', () => {});
-    const job: Record<string, string | number> = { program, tests, nonce, isolate: isolate ? 1 : 0, workdir: workdir ?? '', uid: uid ?? '', ...limits };
-    child.stdin!.end(Buffer.concat(Object.entries(job).map(([k, v]) => {
-      const bytes = Buffer.from(String(v), 'utf8');
-      return Buffer.concat([Buffer.from(`${k} ${bytes.length}\n`), bytes, Buffer.from('\n')]);
-    })));
+    const wallSeconds = Math.ceil(limits.timeoutMs / 1000) + 5; // the runner's own backstop
+    const job: Record<string, string | number> = { program, tests, nonce, isolate: isolate ? 1 : 0, workdir: workdir ?? '', uid: uid ?? '', wallSeconds, ...limits };
+    child.stdin!.end(encodeJob(job));
     const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
       if (finished) return;
       finished = true;
@@ -215,19 +225,25 @@ function spawnRun(python: string, program: string, tests: string, opts: RunOptio
       const stderr = Buffer.concat(out.stderr).toString('utf8');
       const passed = token === nonce && !spawnError;
       const worker = /^(exit|signal) (\d+)$/.exec(status);
+      const setupError = status.startsWith('setup ') ? status.slice(6) : undefined;
       const wsig = worker?.[1] === 'signal' ? Number(worker[2]) : undefined;
       const wcode = worker?.[1] === 'exit' ? Number(worker[2]) : undefined;
       let reason: string;
-      if (spawnError) reason = `sandbox error: could not start ${cmd} (${spawnError.message})`;
+      let sandboxError: string | undefined;
+      if (spawnError) sandboxError = `could not start ${cmd} (${spawnError.message})`;
+      else if (setupError !== undefined) sandboxError = setupError;
+      else if (isolate && !timedOut && !outputKilled && worker === null && code !== 0 && token !== nonce) sandboxError = lastLine(stderr) || `${cmd} exited with code ${code}`;
+      if (sandboxError !== undefined) reason = `sandbox error: ${sandboxError}`;
       else if (passed) reason = 'passed';
       else if (timedOut) reason = `timed out after ${limits.timeoutMs} ms (wall clock)`;
       else if (outputKilled) reason = `output limit exceeded (more than ${limits.outputKillBytes} bytes)`;
       else if (wsig === constants.signals.SIGXCPU) reason = `CPU time limit exceeded (${limits.cpuSeconds} s)`;
       else if (wsig !== undefined) reason = `killed by signal ${wsig}`;
-      else if (wcode === 70 || (worker === null && code !== 0)) reason = `sandbox error: ${lastLine(stderr) || `exit code ${code}`}`;
+      else if (worker === null) reason = 'failed: the program killed the sandbox supervisor';
+      else if (wcode === 70) reason = `sandbox error: ${lastLine(stderr) || 'the worker could not be confined'}`;
       else if (wcode === 0) reason = 'failed: the program exited before the tests finished';
       else reason = `failed: ${lastLine(stderr) || `exit code ${wcode}`}`;
-      resolve({ passed, reason, exitCode: code, signal, timedOut, stdout, stderr, durationMs: Date.now() - started });
+      resolve({ passed, reason, exitCode: code, signal, timedOut, stdout, stderr, durationMs: Date.now() - started, ...(sandboxError !== undefined ? { sandboxError } : {}) });
     };
     child.on('exit', kill); // whatever is left of its process group goes with it
     child.on('error', (e) => finish(null, null, e));

@@ -34,6 +34,8 @@ export class CodeTask implements Task {
     const program = programFor(completion, record);
     const entry = record.meta.kind === 'humaneval' ? String(record.meta.entryPoint) : undefined;
     const r = await this.pool.run(program, testsFor(program, record.answer, entry));
+    // a broken sandbox is not a wrong program: a reward of 0 would poison training
+    if (r.sandboxError !== undefined) throw new Error(`sandbox: ${r.sandboxError}`);
     return { correct: r.passed, reason: r.reason };
   }
 
