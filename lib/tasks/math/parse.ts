@@ -36,6 +36,7 @@ const GREEK = new Set([
   'Phi', 'Psi', 'Omega',
 ]);
 const MUL_CMDS = new Set(['cdot', 'times', 'ast']);
+const BY_LENGTH = [...FUNCS, 'pi'].sort((a, b) => b.length - a.length); // longest first: cosh before cos
 
 function lex(src: string): Tok[] {
   const s = src.replace(/−/g, '-').replace(/[×·]/g, '*').replace(/π/g, '\\pi ').replace(/√/g, '\\sqrt');
@@ -58,7 +59,7 @@ function lex(src: string): Tok[] {
       i += m[0].length;
     } else if (/[a-zA-Z]/.test(c)) {
       const word = /^[a-zA-Z]+/.exec(s.slice(i))![0];
-      const fn = [...FUNCS, 'pi'].find((f) => word.startsWith(f) && (word.length === f.length || f.length >= 3));
+      const fn = BY_LENGTH.find((f) => word.startsWith(f) && (word.length === f.length || f.length >= 3));
       if (fn && (fn.length >= 2 || word === fn)) {
         out.push({ t: 'cmd', v: fn });
         i += fn.length;
