@@ -69,3 +69,10 @@ export function field(row: JsonlLine, name: string, file: string): string {
   }
   return v;
 }
+
+/** With onBadLine 'skip', report a bad record through `warn` and go on; otherwise (or for
+ * errors that are not about the data) throw. */
+export function skipOrThrow(e: unknown, opts: JsonlOptions): void {
+  if (!(e instanceof TaskInputError) || opts.onBadLine !== 'skip') throw e;
+  (opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m} (record skipped)\n`)))(e.message);
+}

@@ -1,6 +1,6 @@
 // Loaders for HumanEval and MBPP jsonl, with the SCoRe paper's prompt formats.
 import { basename } from 'node:path';
-import { field, readJsonl, type JsonlOptions, type JsonlLine } from '../jsonl.js';
+import { field, readJsonl, skipOrThrow, type JsonlOptions, type JsonlLine } from '../jsonl.js';
 import { TaskInputError, type TaskRecord } from '../task.js';
 
 export type CodeFormat = 'auto' | 'humaneval' | 'mbpp';
@@ -10,11 +10,6 @@ export interface CodeLoadOptions extends JsonlOptions {
   format?: CodeFormat;
   /** MBPP task ids: prompt 1-10, test 11-510, validation 511-600, train 601-974 (default all) */
   split?: MbppSplit;
-}
-
-function skipOrThrow(e: unknown, opts: JsonlOptions): void {
-  if (!(e instanceof TaskInputError) || opts.onBadLine !== 'skip') throw e;
-  (opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m} (record skipped)\n`)))(e.message);
 }
 
 /** HumanEval: the prompt is completed zero-shot; the record's answer is the test code. */

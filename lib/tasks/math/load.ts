@@ -1,7 +1,7 @@
 // Loaders for MATH (one JSON file per problem), MATH-500 / PRM800K jsonl and GSM8K jsonl.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
-import { field, readJsonl, type JsonlOptions } from '../jsonl.js';
+import { field, readJsonl, skipOrThrow, type JsonlOptions } from '../jsonl.js';
 import { TaskInputError, type TaskRecord } from '../task.js';
 import { lastBoxed } from './extract.js';
 import { formatPrompt, type MathPromptStyle } from './prompt.js';
@@ -27,11 +27,6 @@ export function gsm8kGold(answer: string): string | undefined {
   return a === '' ? undefined : a;
 }
 
-function skipOrThrow(msg: string, opts: JsonlOptions): void {
-  if (opts.onBadLine !== 'skip') throw new TaskInputError(msg);
-  (opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m} (record skipped)\n`)))(msg);
-}
-
 async function listJson(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true })) {
@@ -55,17 +50,17 @@ export async function loadMathFolder(dir: string, opts: MathLoadOptions = {}): P
       obj = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
       if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error('expected a JSON object');
     } catch (e) {
-      skipOrThrow(`${file}: invalid JSON (${(e as Error).message.split('\n')[0]})`, opts);
+      skipOrThrow(new TaskInputError(`${file}: invalid JSON (${(e as Error).message.split('\n')[0]})`), opts);
       continue;
     }
     const bad = ['problem', 'solution'].find((k) => typeof obj[k] !== 'string');
     if (bad) {
-      skipOrThrow(`${file}: field '${bad}' is missing or not a string`, opts);
+      skipOrThrow(new TaskInputError(`${file}: field '${bad}' is missing or not a string`), opts);
       continue;
     }
     const gold = mathGold(obj.solution as string, obj.answer);
     if (gold === undefined) {
-      skipOrThrow(`${file}: no gold answer (no \\boxed{} in field 'solution')`, opts);
+      skipOrThrow(new TaskInputError(`${file}: no gold answer (no \\boxed{} in field 'solution')`), opts);
       continue;
     }
     records.push({
@@ -89,8 +84,7 @@ export async function loadMathJsonl(path: string, opts: MathLoadOptions = {}): P
       const id = typeof row.value.unique_id === 'string' ? row.value.unique_id : `${basename(path)}:${row.line}`;
       records.push({ id, prompt: formatPrompt(problem, opts.prompt), answer: gold, meta: { problem, solution, level: row.value.level, subject: row.value.subject } });
     } catch (e) {
-      if (!(e instanceof TaskInputError)) throw e;
-      skipOrThrow(e.message, opts);
+      skipOrThrow(e, opts);
     }
   }
   return records;
@@ -106,8 +100,7 @@ export async function loadGsm8k(path: string, opts: MathLoadOptions = {}): Promi
       if (gold === undefined) throw new TaskInputError(`${path}:${row.line}: no gold answer (no '####' in field 'answer')`);
       records.push({ id: `${basename(path)}:${row.line}`, prompt: formatPrompt(question, opts.prompt), answer: gold, meta: { problem: question, solution } });
     } catch (e) {
-      if (!(e instanceof TaskInputError)) throw e;
-      skipOrThrow(e.message, opts);
+      skipOrThrow(e, opts);
     }
   }
   return records;
