@@ -45,7 +45,12 @@ class Model {
   // Supervised step: forward + backward of sum(weight * -logp) / norm, adding
   // into the gradients (accumulate over micro-batches, then optimizer_step).
   LossStats sft_backward(const TokenBatch& batch, const TokenLoss& loss);
+  // Policy-gradient + KL step (TokenLoss with rl = true): forward + backward,
+  // adding into the gradients.
+  LossStats rl_backward(const TokenBatch& batch, const TokenLoss& loss);
   StepStats optimizer_step(const AdamWConfig& opt);
+  // Batched sampling with a KV cache; validates the request first.
+  GenerateResult generate(const GenerateRequest& req);
   void zero_grad() { backend_->zero_grad(); }
 
   std::vector<float> get_params() const;
