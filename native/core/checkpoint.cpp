@@ -16,8 +16,10 @@ namespace score {
 
 namespace {
 
-constexpr size_t kMaxConfigBytes = 16u << 20;
-constexpr size_t kMaxIndexBytes = 64u << 20;
+// Size caps for the JSON side files (real ones are a few KB).
+constexpr size_t kMaxConfigBytes = 4u << 20;
+constexpr size_t kMaxIndexBytes = 16u << 20;
+constexpr size_t kMaxIndexValues = 1u << 22;
 const char* kGpt2Prefix = "transformer.";
 
 std::string join(const std::string& dir, const std::string& name) {
@@ -222,7 +224,7 @@ Checkpoint load_checkpoint(const std::string& dir) {
     for (const SafeTensorInfo& t : files[0].tensors()) found.push_back({t.name, &files[0], &t});
     where = single;
   } else {
-    json::Value idx = json::parse(read_file(index_path, kMaxIndexBytes), index_path);
+    json::Value idx = json::parse(read_file(index_path, kMaxIndexBytes), index_path, kMaxIndexValues);
     SCORE_CHECK(idx.is_object(), BadFile, index_path + ": not a JSON object");
     const json::Value* wm = idx.get("weight_map");
     SCORE_CHECK(wm, BadFile, index_path + ": missing field 'weight_map'");

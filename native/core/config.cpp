@@ -20,6 +20,8 @@ const char* arch_name(Arch arch) {
 namespace {
 
 constexpr const char* kSupported = "supported: gpt2, llama, qwen2";
+constexpr size_t kMaxConfigValues = 1u << 20;  // real config.json files have a few hundred
+constexpr int kMaxLayers = 4096;               // bounds the per-layer tables built from a config
 
 // The config.json spelling of each ModelConfig field, per family, so that
 // validate() names the field the user actually wrote.
@@ -181,7 +183,12 @@ ModelConfig parse_rotary(const Reader& r, const std::string& path, Arch arch) {
     sub.require_string("rope_type", {"default"});
     c.rope_theta = sub.opt_pos_double("rope_theta", c.rope_theta);
   }
-  if (r.get("rope_scaling")) r.unsupported("rope_scaling", "is set; only plain rotary positions are supported");
+  // rope_scaling: only absent/null or an explicit {"rope_type": "default"} (no scaling).
+  if (const json::Value* rs = r.get("rope_scaling")) {
+    const json::Value* t = rs->is_object() ? (rs->get("rope_type") ? rs->get("rope_type") : rs->get("type")) : nullptr;
+    if (!t || !t->is_string() || t->as_string() != "default")
+      r.unsupported("rope_scaling", "is set; only plain rotary positions are supported");
+  }
   r.require_string("hidden_act", {"silu"});
   r.require_not("mlp_bias", true);
   c.tie_embeddings = r.opt_bool("tie_word_embeddings", false);
@@ -216,6 +223,9 @@ void ModelConfig::validate(const std::string& where) const {
   positive(head_dim, f.head_dim);
   positive(d_ff, f.ff);
   positive(max_pos, f.max_pos);
+  SCORE_CHECK(n_layer <= kMaxLayers, InvalidArgument,
+              where + ": field '" + f.layers + "' (" + std::to_string(n_layer) + ") is larger than the supported " +
+                  std::to_string(kMaxLayers));
   SCORE_CHECK(n_head % n_kv_head == 0, InvalidArgument,
               where + ": field '" + f.heads + "' (" + std::to_string(n_head) + ") is not a multiple of '" +
                   f.kv_heads + "' (" + std::to_string(n_kv_head) + ")");
@@ -261,7 +271,7 @@ void ModelConfig::validate(const std::string& where) const {
 }
 
 ModelConfig parse_config_json(const std::string& text, const std::string& path) {
-  json::Value root = json::parse(text, path);
+  json::Value root = json::parse(text, path, kMaxConfigValues);
   SCORE_CHECK(root.is_object(), BadFile, path + ": not a JSON object");
   const json::Value* mt = root.get("model_type");
   if (!mt || mt->is_null())

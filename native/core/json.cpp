@@ -290,7 +290,8 @@ namespace {
 // recursion cannot exhaust the stack.
 class Parser {
  public:
-  Parser(const std::string& text, const std::string& path) : s_(text.data()), n_(text.size()), path_(path) {}
+  Parser(const std::string& text, const std::string& path, size_t max_values)
+      : s_(text.data()), n_(text.size()), path_(path), values_left_(max_values) {}
 
   Value document() {
     skip_ws();
@@ -319,6 +320,8 @@ class Parser {
 
   Value value(int depth) {
     if (i_ >= n_) fail("unexpected end of input");
+    if (values_left_ == 0) fail("too many values");
+    values_left_--;
     char c = s_[i_];
     switch (c) {
       case '{': return object(depth + 1);
@@ -498,13 +501,14 @@ class Parser {
   size_t n_;
   size_t i_ = 0;
   const std::string& path_;
+  size_t values_left_;
 };
 
 }  // namespace
 
-Value parse(const std::string& text, const std::string& path) {
+Value parse(const std::string& text, const std::string& path, size_t max_values) {
   try {
-    return Parser(text, path).document();
+    return Parser(text, path, max_values).document();
   } catch (const std::bad_alloc&) {
     throw Error(ErrorCode::OutOfMemory, path + ": out of memory while parsing JSON");
   }

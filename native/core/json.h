@@ -76,8 +76,10 @@ class Value {
 constexpr int kMaxDepth = 64;
 
 // Parse a whole document (surrounding whitespace allowed, nothing else).
-// `path` only names the source in error messages.
-Value parse(const std::string& text, const std::string& path);
+// `path` only names the source in error messages. max_values caps the number
+// of values (every number, string, array, ... counts one) so a hostile
+// document cannot make the DOM (~90 bytes a value) exhaust memory.
+Value parse(const std::string& text, const std::string& path, size_t max_values = size_t(1) << 24);
 
 // Serialise. Compact: no whitespace. Pretty: 2-space indent, one member or
 // element per line, "key": value. Throws InvalidArgument for a string that is

@@ -27,6 +27,7 @@ namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // a larger header is not a real model
 constexpr uint64_t kMaxTensorBytes = 1ull << 62;    // keeps every size computation in range
+constexpr size_t kMaxHeaderValues = 1u << 22;       // ~500k tensors; bounds the header DOM's memory
 
 std::string os_error(int err) { return std::generic_category().message(err); }
 
@@ -218,7 +219,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     if (err) throw_io(path, err);
     throw Error(ErrorCode::BadFile, hdr + "file ended inside the header");
   }
-  json::Value root = json::parse(text, path + ": header");
+  json::Value root = json::parse(text, path + ": header", kMaxHeaderValues);
   text.clear();
   text.shrink_to_fit();
   SCORE_CHECK(root.is_object(), BadFile, hdr + "not a JSON object");

@@ -286,6 +286,12 @@ TEST(json_depth_limit) {
   CHECK_THROWS(json::parse(deep, "deep.json"), BadFile, "nesting deeper than 64");
   std::string bomb(1000000, '[');
   CHECK_THROWS(json::parse(bomb, "bomb.json"), BadFile, "bomb.json: invalid JSON at byte 64: nesting");
+  // The value budget: a flat array of many small values.
+  std::string many = "[";
+  for (int i = 0; i < 1000; i++) many += "0,";
+  many += "0]";
+  CHECK(json::parse(many, "m", 1002).size() == 1001);  // the array and its 1001 numbers
+  CHECK_THROWS(json::parse(many, "m.json", 1001), BadFile, "too many values");
   std::string obj_bomb;
   for (int i = 0; i < 100000; i++) obj_bomb += "{\"a\":";
   CHECK_THROWS(json::parse(obj_bomb, "ob.json"), BadFile, "nesting deeper than 64");
@@ -646,6 +652,9 @@ TEST(config_errors) {
   CHECK_THROWS(llama(R"("num_attention_heads":4,"mlp_bias":true)"), Unsupported, "field 'mlp_bias'");
   CHECK_THROWS(llama(R"("num_attention_heads":4,"rope_scaling":{"type":"linear","factor":2.0})"), Unsupported,
                "field 'rope_scaling'");
+  CHECK(llama(R"("num_attention_heads":4,"rope_scaling":{"rope_type":"default"})").n_head == 4);
+  CHECK_THROWS(llama(R"("num_attention_heads":4,"rope_scaling":{"rope_type":"llama3","factor":8.0})"), Unsupported,
+               "c.json: field 'rope_scaling' is set");
   CHECK_THROWS(llama(R"("num_attention_heads":4,"rope_parameters":{"rope_type":"yarn"})"), Unsupported,
                "field 'rope_type' is 'yarn'");
   CHECK_THROWS(llama(R"("num_attention_heads":6,"num_key_value_heads":4,"head_dim":8)"), InvalidArgument,
@@ -682,6 +691,9 @@ TEST(config_errors) {
   ModelConfig bad = llama_cfg();
   bad.n_kv_head = 0;
   CHECK_THROWS(bad.validate("x"), InvalidArgument, "x: field 'num_key_value_heads' must be positive");
+  bad = llama_cfg();
+  bad.n_layer = 100000;
+  CHECK_THROWS(bad.validate("x"), InvalidArgument, "x: field 'num_hidden_layers' (100000) is larger than the supported");
   bad = gpt2_cfg();
   bad.head_dim = 3;
   CHECK_THROWS(bad.validate("x"), InvalidArgument, "x: field 'n_embd' (8) must equal n_head * head_dim");
@@ -1054,4 +1066,115 @@ TEST(checkpoint_gpt2_prefix_and_duplicates) {
   ModelConfig nobias = cfg;
   nobias.qkv_bias = false;
   CHECK_THROWS(load_flat_tensors(dir / "model.safetensors", nobias), InvalidArgument, "biases");
+}
+
+// ============================================================== robustness
+
+// Small deterministic generator for the mutation tests.
+struct Lcg {
+  uint64_t s;
+  uint32_t next() {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>(s >> 33);
+  }
+  size_t below(size_t n) { return n ? next() % n : 0; }
+};
+
+// Random edits: overwrite, delete, insert, truncate; digits and JSON
+// punctuation are favoured so headers stay "almost valid".
+static std::string mutate(std::string s, Lcg& g, size_t lo = 0) {
+  static const char alphabet[] = "0123456789[]{}\",:-.eE \x00\xff\xc3";
+  int edits = 1 + static_cast<int>(g.below(4));
+  for (int k = 0; k < edits && s.size() > lo; k++) {
+    size_t at = lo + g.below(s.size() - lo);
+    char c = g.below(2) ? alphabet[g.below(sizeof alphabet - 1)] : static_cast<char>(g.next());
+    switch (g.below(4)) {
+      case 0: s[at] = c; break;
+      case 1: s.erase(at, 1 + g.below(3)); break;
+      case 2: s.insert(at, 1, c); break;
+      default:
+        if (g.below(4) == 0) s.resize(at);
+        else s[at] = c;
+    }
+  }
+  return s;
+}
+
+TEST(fuzz_safetensors) {
+  TempDir dir;
+  const std::string path = dir / "f.safetensors";
+  std::vector<float> a = {1, 2, 3, 4, 5, 6};
+  std::vector<uint16_t> h = {0x3c00, 0x7c00, 0x0001};
+  write_safetensors(path, {{"a", DType::F32, {2, 3}, a.data()}, {"h", DType::F16, {3}, h.data()}}, {{"k", "v"}});
+  const std::string good = read_bytes(path);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; i--) n = (n << 8) | static_cast<unsigned char>(good[i]);
+  Lcg g{42};
+  int opened = 0, other = 0;
+  for (int it = 0; it < 3000; it++) {
+    std::string bytes = good;
+    if (it % 3 == 0) {
+      bytes = mutate(bytes, g);  // anywhere, the length prefix included
+    } else {
+      // Only inside the header, then fix up the length so the JSON is what is tested.
+      std::string header = mutate(good.substr(8, n), g);
+      bytes = le64(header.size()) + header + good.substr(8 + n);
+    }
+    write_bytes(path, bytes);
+    try {
+      SafetensorsFile f = SafetensorsFile::open(path);
+      opened++;
+      for (const SafeTensorInfo& t : f.tensors()) {
+        std::vector<unsigned char> buf(t.end - t.begin + 4);
+        f.read_raw(t, buf.data());
+        std::vector<float> out(t.numel + 1);
+        try {
+          f.to_float(t, out.data());
+        } catch (const Error& e) {
+          if (e.code() != ErrorCode::Unsupported) other++;
+        }
+      }
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      if (msg.find(path + ": ") != 0 || msg.find('\n') != std::string::npos) {
+        std::fprintf(stderr, "  bad message: %s\n", msg.c_str());
+        other++;
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "  non-score exception: %s\n", e.what());
+      other++;
+    }
+  }
+  CHECK(other == 0);
+  CHECK(opened > 0);  // some mutations stay valid (e.g. edits inside the metadata)
+}
+
+TEST(fuzz_config_and_checkpoint) {
+  TempDir dir;
+  const ModelConfig cfg = llama_cfg();
+  ParamLayout L(cfg);
+  std::vector<float> p = random_params(L.numel(), 17);
+  save_checkpoint(dir.path, cfg, p.data());
+  const std::string good = read_bytes(dir / "config.json");
+  Lcg g{7};
+  int bad = 0, loaded = 0;
+  for (int it = 0; it < 400; it++) {
+    write_bytes(dir / "config.json", mutate(good, g));
+    try {
+      Checkpoint ck = load_checkpoint(dir.path);
+      loaded++;
+      if (ck.params.size() != ParamLayout(ck.config).numel()) bad++;
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      if (msg.find(dir.path) != 0 || msg.find('\n') != std::string::npos) {
+        std::fprintf(stderr, "  bad message: %s\n", msg.c_str());
+        bad++;
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "  non-score exception: %s\n", e.what());
+      bad++;
+    }
+  }
+  CHECK(bad == 0);
+  CHECK(loaded > 0);
 }
