@@ -55,7 +55,7 @@ class Block(nn.Module):
             self.gate_up = nn.Linear(C, 2 * Fd, bias=False)
             self.down = nn.Linear(Fd, C, bias=False)
 
-    def forward(self, x, cos, sin, mask):
+    def forward(self, x, cos, sin, mask, cache=None, start=0):
         B, T, C = x.shape
         H, KVH, hd = self.cfg["H"], self.cfg["KVH"], self.hd
         qkv = self.qkv(self.ln1(x))
@@ -66,6 +66,11 @@ class Block(nn.Module):
         if cos is not None:
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin
+        if cache is not None:  # KV cache: preallocated (B, KVH, Tmax, hd) tensors
+            kc, vc = cache
+            kc[:, :, start:start + T] = k
+            vc[:, :, start:start + T] = v
+            k, v = kc[:, :, :start + T], vc[:, :, :start + T]
         if KVH != H:
             k = k.repeat_interleave(H // KVH, dim=1)
             v = v.repeat_interleave(H // KVH, dim=1)
@@ -95,11 +100,11 @@ class Model(nn.Module):
             if p.dim() == 2:
                 nn.init.normal_(p, std=0.02)
 
-    def forward(self, tokens):
+    def forward(self, tokens, caches=None, start=0):
         B, T = tokens.shape
         x = self.wte(tokens)
         cos = sin = None
-        pos = torch.arange(T)
+        pos = torch.arange(start, start + T)
         if self.wpe is not None:
             x = x + self.wpe(pos)
         else:
@@ -109,9 +114,10 @@ class Model(nn.Module):
             f = torch.outer(pos.float(), inv)
             emb = torch.cat((f, f), dim=-1)
             cos, sin = emb.cos(), emb.sin()
-        mask = torch.full((T, T), float("-inf")).triu(1)
-        for b in self.blocks:
-            x = b(x, cos, sin, mask)
+        # causal mask over the keys 0..start+T-1 for the T new queries
+        mask = torch.full((T, start + T), float("-inf")).triu(start + 1)
+        for i, b in enumerate(self.blocks):
+            x = b(x, cos, sin, mask, None if caches is None else caches[i], start)
         x = self.lnf(x)
         w = self.wte.weight if self.lm_head is None else self.lm_head.weight
         return x @ w.t()
@@ -119,7 +125,9 @@ class Model(nn.Module):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--suite", choices=["train", "logprobs"], required=True)
+    ap.add_argument("--suite", choices=["train", "logprobs", "sample"], required=True)
+    ap.add_argument("--prompt", type=int, default=32)
+    ap.add_argument("--new", type=int, default=96)
     ap.add_argument("--arch", default="gpt2")
     ap.add_argument("--L", type=int, required=True)
     ap.add_argument("--C", type=int, required=True)
@@ -154,7 +162,22 @@ def main():
             logp = logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])
             return logp
 
-    step = train_step if a.suite == "train" else score_step
+    def sample_step():
+        # KV-cache generation: prefill the prompts, then one token per step for the batch,
+        # sampling from softmax(logits) (temperature 1), as `score-rl bench sample` does.
+        with torch.no_grad():
+            hd = a.C // a.H
+            caches = [(torch.zeros(a.B, cfg["KVH"], a.prompt + a.new, hd),
+                       torch.zeros(a.B, cfg["KVH"], a.prompt + a.new, hd)) for _ in range(a.L)]
+            prompt = tokens[:, :a.prompt]
+            logits = model(prompt, caches, 0)[:, -1]
+            for t in range(a.new):
+                nxt = torch.multinomial(logits.softmax(-1), 1)
+                if t + 1 == a.new:
+                    break
+                logits = model(nxt, caches, a.prompt + t)[:, -1]
+
+    step = {"train": train_step, "logprobs": score_step, "sample": sample_step}[a.suite]
     for _ in range(a.warmup):
         step()
     times = []
@@ -167,7 +190,7 @@ def main():
         "median_ms": med * 1e3,
         "min_ms": min(times) * 1e3,
         "max_ms": max(times) * 1e3,
-        "tokens_per_s": a.B * a.T / med,
+        "tokens_per_s": (a.B * a.new if a.suite == "sample" else a.B * a.T) / med,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

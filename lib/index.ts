@@ -5,4 +5,4 @@ export { ScoreError } from './model/errors.js';
 export { PRESETS, presetConfig, getPreset, ARCHS } from './model/presets.js';
 export type { Arch, Preset } from './model/presets.js';
 export type { TokensInput } from './model/batch.js';
-export type { GenerateOptions, GenerateResult, Generation, FinishReason, RlBatch } from './model/rollout.js';
+export type { GenerateOptions, GenerateResult, Generation, FinishReason, RlBatch, RlStats } from './model/rollout.js';

@@ -11,7 +11,7 @@ import { packageRoot } from '../native/addon.js';
 import { ARCHS, getPreset, PRESETS, type Arch } from '../model/presets.js';
 import { CliError, helpText, parseArgs, type FlagSpec } from './args.js';
 
-const SUITES = ['train', 'logprobs'] as const;
+const SUITES = ['train', 'logprobs', 'sample'] as const;
 type Suite = (typeof SUITES)[number];
 
 const SPEC: FlagSpec = {
@@ -59,12 +59,12 @@ async function timeIt(fn: () => Promise<unknown>, steps: number, warmup: number)
   return { median: r.latency.p50, min: r.latency.min, max: r.latency.max };
 }
 
-function runTorch(python: string, suite: Suite, arch: Arch, preset: string, B: number, T: number, steps: number, warmup: number, threads: number) {
+function runTorch(python: string, suite: Suite, arch: Arch, preset: string, B: number, T: number, steps: number, warmup: number, threads: number, newTokens: number) {
   const p = getPreset(preset);
   const script = path.join(packageRoot, 'bench', 'torch_peer.py');
   // The peer's best settings on this machine (see bench/README.md).
   const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? 'SkylakeX', OMP_NUM_THREADS: String(threads) };
-  const args = [script, '--suite', suite, '--arch', arch, '--L', String(p.layers), '--C', String(p.dModel), '--H', String(p.heads), '--V', String(p.vocab), '--B', String(B), '--T', String(T), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
+  const args = [script, '--suite', suite, '--arch', arch, '--L', String(p.layers), '--C', String(p.dModel), '--H', String(p.heads), '--V', String(p.vocab), '--B', String(B), '--T', String(T), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--prompt', String(T - newTokens), '--new', String(newTokens)];
   const r = spawnSync(python, args, { env, encoding: 'utf8', maxBuffer: 1 << 20 });
   if (r.status !== 0) return { error: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop()! };
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | string>;
@@ -73,33 +73,42 @@ function runTorch(python: string, suite: Suite, arch: Arch, preset: string, B: n
 
 export async function runBench(suite: Suite, opts: { preset: string; arch: Arch; steps: number; warmup: number; B?: number; T?: number; torch: boolean; python: string }): Promise<BenchResult> {
   const p = getPreset(opts.preset);
-  const B = opts.B ?? p.batchB, T = opts.T ?? p.seqT;
+  // sample: B prompts of p.sample.prompt tokens, p.sample.newTokens new tokens each (T = both)
+  const B = opts.B ?? (suite === 'sample' ? p.sample.batch : p.batchB);
+  const T = opts.T ?? (suite === 'sample' ? p.sample.prompt + p.sample.newTokens : p.seqT);
+  const newTokens = suite === 'sample' ? Math.min(p.sample.newTokens, T - 1) : 0;
   const threads = Number(process.env.OMP_NUM_THREADS) || os.availableParallelism();
   const model: Model = await initModel({ arch: opts.arch, preset: opts.preset }, { seed: 1 });
   const tokens = randomBatch(B, T, p.vocab);
   let t;
   try {
+    const prompts = tokens.map((r) => r.slice(0, T - newTokens));
+    let seed = 0;
     const step =
       suite === 'train'
         ? async () => {
             await model.sftStep({ tokens });
             await model.optimizerStep({ lr: 1e-4 });
           }
-        : async () => {
-            await model.logprobs(tokens);
-          };
+        : suite === 'logprobs'
+          ? async () => {
+              await model.logprobs(tokens);
+            }
+          : async () => {
+              await model.generate(prompts, { temperature: 1, maxNewTokens: newTokens, eosId: null, seed: seed++ });
+            };
     t = await timeIt(step, opts.steps, opts.warmup);
   } finally {
     model.dispose();
   }
   const result: BenchResult = {
     suite, preset: opts.preset, arch: opts.arch, backend: 'cpu', B, T,
-    tokens_per_s: (B * T) / (t.median / 1e3), median_ms: t.median, min_ms: t.min, max_ms: t.max,
+    tokens_per_s: (B * (suite === 'sample' ? newTokens : T)) / (t.median / 1e3), median_ms: t.median, min_ms: t.min, max_ms: t.max,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024, threads,
   };
   if (opts.torch) {
     if (!existsSync(opts.python)) result.torch = { error: `${opts.python} not found` };
-    else result.torch = runTorch(opts.python, suite, opts.arch, opts.preset, B, T, opts.steps, opts.warmup, threads);
+    else result.torch = runTorch(opts.python, suite, opts.arch, opts.preset, B, T, opts.steps, opts.warmup, threads, newTokens);
     if ('tokens_per_s' in result.torch) result.ratio_vs_torch = result.tokens_per_s / result.torch.tokens_per_s;
   }
   return result;
@@ -111,7 +120,8 @@ function table(r: BenchResult): string {
   if (r.torch && 'tokens_per_s' in r.torch)
     rows.push([`PyTorch ${r.torch.version}`, r.torch.tokens_per_s.toFixed(0), r.torch.median_ms.toFixed(1), `${r.torch.min_ms.toFixed(1)}-${r.torch.max_ms.toFixed(1)}`, r.torch.peak_rss_mb.toFixed(0)]);
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const lines = [`bench ${r.suite}: ${r.arch} preset '${r.preset}', B=${r.B} T=${r.T}, ${r.threads} threads`];
+  const what = r.suite === 'sample' ? 'new tokens/s' : 'tokens/s';
+  const lines = [`bench ${r.suite}: ${r.arch} preset '${r.preset}', B=${r.B} T=${r.T}, ${r.threads} threads (${what})`];
   for (const row of rows) lines.push(row.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  '));
   if (r.ratio_vs_torch !== undefined) lines.push(`ratio score-rl / PyTorch: ${r.ratio_vs_torch.toFixed(2)}x`);
   else if (r.torch && 'error' in r.torch) lines.push(`PyTorch peer not run: ${r.torch.error}`);

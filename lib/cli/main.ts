@@ -8,7 +8,7 @@ const COMMANDS: Record<string, string> = {
   logprobs: 'per-token log-probabilities of token sequences under a checkpoint',
   sample: 'generate from a checkpoint (KV cache; temperature, top-k, top-p)',
   grade: 'grade answers (math) or programs (code) from a jsonl file',
-  bench: 'benchmarks: train | logprobs (tokens/s, side by side with PyTorch when present)',
+  bench: 'benchmarks: train | logprobs | sample (tokens/s, side by side with PyTorch when present)',
 };
 
 function usage(): string {

@@ -5,7 +5,7 @@ import { addon, cudaLibraryPath, type DeviceOptions, type NativeModel } from '..
 import { fullMask, packTargets, packTokens, unpackRows, type TokensInput } from './batch.js';
 import { asScoreError, ScoreError } from './errors.js';
 import { presetConfig, type Arch } from './presets.js';
-import { packRagged, packRl, unpackGeneration, type GenerateOptions, type GenerateResult, type RlBatch } from './rollout.js';
+import { addStats, packRagged, packRl, splitRows, unpackGeneration, type GenerateOptions, type GenerateResult, type RlBatch, type RlStats } from './rollout.js';
 
 export interface LoadOptions {
   /** 'cpu' (default) or 'cuda' */
@@ -154,13 +154,29 @@ export class Model {
 
   /**
    * Policy-gradient + KL step: for every target token, weight * (wPg * pg + wKl * KL) / norm,
-   * forward + backward, adding into the gradients (then optimizerStep).
+   * forward + backward, adding into the gradients (then optimizerStep). With `reference`
+   * (a frozen clone), its log-probabilities are computed here; `microBatchTokens` splits
+   * the batch and accumulates.
    */
-  rlStep(b: RlBatch): Promise<{ loss: number; pgLoss: number; klLoss: number; klMean: number; entropy: number; clipFrac: number; tokens: number; weightSum: number }> {
+  rlStep(b: RlBatch & { reference?: Model }): Promise<RlStats> {
     return this.#enqueue(async (m) => {
-      const batch = packTokens(b.tokens);
       if (b.kl !== undefined && b.kl !== 'k1' && b.kl !== 'k3') throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `kl must be 'k1' or 'k3', got '${String(b.kl)}'`);
-      return m.rlStep(packRl(b, batch));
+      let batch: RlBatch = b;
+      if (b.reference && b.refLogp === undefined) {
+        // KL against a frozen reference: it must be the same kind of model as this one.
+        if (b.reference === this) throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', 'reference must be a separate model (a frozen clone), not the policy itself');
+        const r = b.reference.config, c = this.config;
+        if (r.model_type !== c.model_type || r.vocab_size !== c.vocab_size)
+          throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `reference model (${String(r.model_type)}, vocab ${String(r.vocab_size)}) does not match the policy (${String(c.model_type)}, vocab ${String(c.vocab_size)})`);
+        const ref = await b.reference.logprobs(b.tokens);
+        batch = { ...b, refLogp: ref.rows() };
+      }
+      if (batch.microBatchTokens === undefined) return m.rlStep(packRl(batch, packTokens(batch.tokens)));
+      // One divisor for the whole batch, so the accumulated gradient equals a single step's.
+      const norm = batch.norm ?? packRl({ ...batch, refLogp: undefined, microBatchTokens: undefined }, packTokens(batch.tokens)).norm;
+      const parts: RlStats[] = [];
+      for (const mb of splitRows(batch, batch.microBatchTokens)) parts.push(await m.rlStep(packRl({ ...mb, norm }, packTokens(mb.tokens))));
+      return addStats(parts);
     });
   }
 

@@ -108,6 +108,61 @@ export interface RlBatch {
   normalize?: 'token' | 'sequence';
   /** override the divisor (e.g. the total over all micro-batches, for gradient accumulation) */
   norm?: number;
+  /** run the batch in micro-batches of at most this many (padded) tokens, accumulating gradients */
+  microBatchTokens?: number;
+}
+
+export interface RlStats {
+  loss: number;
+  pgLoss: number;
+  klLoss: number;
+  klMean: number;
+  entropy: number;
+  clipFrac: number;
+  tokens: number;
+  weightSum: number;
+}
+
+/** Splits a ragged RL batch into consecutive groups of rows whose padded size fits the budget. */
+export function splitRows(b: RlBatch, budget: number): RlBatch[] {
+  if (!Array.isArray(b.tokens)) throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', 'microBatchTokens needs tokens as number[][]');
+  if (!(Number.isInteger(budget) && budget > 0)) throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `microBatchTokens must be a positive integer, got ${budget}`);
+  const rows = b.tokens as readonly (readonly number[])[];
+  const groups: [number, number][] = [];
+  let start = 0, longest = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const l = Math.max(longest, rows[i]!.length);
+    if (i > start && l * (i - start + 1) > budget) {
+      groups.push([start, i]);
+      start = i;
+      longest = rows[i]!.length;
+    } else longest = l;
+  }
+  groups.push([start, rows.length]);
+  const part = (v: PerToken | undefined, lo: number, hi: number, name: string) => {
+    if (v === undefined) return undefined;
+    if (v instanceof Float32Array) throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `microBatchTokens needs ${name} as ragged rows`);
+    return v.slice(lo, hi);
+  };
+  return groups.map(([lo, hi]) => ({
+    ...b,
+    tokens: rows.slice(lo, hi),
+    mask: part(b.mask, lo, hi, 'mask')!,
+    wPg: part(b.wPg, lo, hi, 'wPg'),
+    advantages: part(b.advantages, lo, hi, 'advantages'),
+    wKl: part(b.wKl, lo, hi, 'wKl'),
+    refLogp: part(b.refLogp, lo, hi, 'refLogp'),
+    oldLogp: part(b.oldLogp, lo, hi, 'oldLogp'),
+    microBatchTokens: undefined,
+  }));
+}
+
+/** Combines the stats of micro-batches normalised by one common divisor. */
+export function addStats(parts: RlStats[]): RlStats {
+  const sum = (k: keyof RlStats) => parts.reduce((a, p) => a + p[k], 0);
+  const w = sum('weightSum') || 1;
+  const mean = (k: keyof RlStats) => parts.reduce((a, p) => a + p[k] * p.weightSum, 0) / w;
+  return { loss: sum('loss'), pgLoss: sum('pgLoss'), klLoss: sum('klLoss'), klMean: mean('klMean'), entropy: mean('entropy'), clipFrac: mean('clipFrac'), tokens: sum('tokens'), weightSum: sum('weightSum') };
 }
 
 export function packRl(b: RlBatch, batch: NativeBatch) {

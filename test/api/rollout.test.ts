@@ -85,4 +85,27 @@ describe('Model.rlStep', () => {
     m.dispose();
     ref.dispose();
   });
+
+  it('micro-batches by a token budget accumulate to the same step; the reference must match', async () => {
+    const a = await initModel({ arch: 'gpt2', preset: 'tiny' }, { seed: 8 });
+    const b = await a.clone({ trainable: true });
+    const ref = await a.clone();
+    const tokens = [[1, 2, 3, 4, 5], [6, 7, 8], [9, 10, 11, 12], [13, 14]];
+    const rows = (f: (i: number, t: number) => number) => tokens.map((r, i) => r.slice(1).map((_, t) => f(i, t)));
+    const batch = { tokens, mask: rows(() => 1), wPg: rows(() => 1), advantages: rows((i) => (i % 2 ? -1 : 1)), wKl: rows(() => 0.1), kl: 'k3' as const };
+    const whole = await a.rlStep({ ...batch, reference: ref });
+    const parts = await b.rlStep({ ...batch, reference: ref, microBatchTokens: 8 });
+    expect(parts.tokens).toBe(whole.tokens);
+    expect(parts.loss).toBeCloseTo(whole.loss, 5);
+    const [ga, gb] = [await a.optimizerStep({ lr: 1e-3 }), await b.optimizerStep({ lr: 1e-3 })];
+    expect(gb.gradNorm).toBeCloseTo(ga.gradNorm, 5);
+    const [pa, pb] = [await a.getParams(), await b.getParams()];
+    let maxDiff = 0;
+    for (let i = 0; i < pa.length; i++) maxDiff = Math.max(maxDiff, Math.abs(pa[i]! - pb[i]!));
+    expect(maxDiff).toBeLessThan(1e-6);
+    const other = await initModel({ arch: 'llama', preset: 'tiny' });
+    await expect(a.rlStep({ ...batch, reference: other })).rejects.toMatchObject({ message: expect.stringContaining('does not match the policy') });
+    await expect(a.rlStep({ ...batch, reference: a })).rejects.toMatchObject({ message: expect.stringContaining('separate model') });
+    for (const m of [a, b, ref, other]) m.dispose();
+  });
 });
