@@ -23,64 +23,55 @@ namespace {
 
 constexpr int kRB = 64;  // causal row block
 
-inline float exp_(float x) { return fexp(x); }
-inline double exp_(double x) { return std::exp(x); }
-
 // Row t of the scores (T): p[s] = softmax(scale * s[0..t])[s] for s <= t, 0 for s > t.
-template <typename F>
-[[gnu::always_inline]] inline void softmax_row(F* a, int t, int T, F scale) {
-  F mx = -std::numeric_limits<F>::infinity();
-#pragma omp simd reduction(max : mx)
-  for (int s = 0; s <= t; ++s) {
-    a[s] *= scale;
-    mx = std::max(mx, a[s]);
+void softmax_rows(double* a, int t0, int t1, int T, double scale) {
+  for (int t = t0; t < t1; ++t) {
+    double* r = a + static_cast<size_t>(t) * T;
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int s = 0; s <= t; ++s) r[s] *= scale, mx = std::max(mx, r[s]);
+    double sum = 0.0;
+    for (int s = 0; s <= t; ++s) r[s] = std::exp(r[s] - mx), sum += r[s];
+    for (int s = 0; s <= t; ++s) r[s] /= sum;
+    for (int s = t + 1; s < T; ++s) r[s] = 0.0;
   }
-  double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-  for (int s = 0; s <= t; ++s) {
-    const F e = exp_(a[s] - mx);
-    a[s] = e;
-    sum += e;
+}
+SCORE_CLONES void scale_f32(float* x, int n, float a) {
+  for (int i = 0; i < n; ++i) x[i] *= a;
+}
+void softmax_rows(float* a, int t0, int t1, int T, float scale) {
+  for (int t = t0; t < t1; ++t) {
+    float* r = a + static_cast<size_t>(t) * T;
+    scale_f32(r, t + 1, scale);
+    const float mx = vmax_f32(r, t + 1);
+    const double sum = vexp_sum_f32(r, t + 1, mx, nullptr);
+    scale_f32(r, t + 1, static_cast<float>(1.0 / sum));
+    std::fill(r + t + 1, r + T, 0.0f);
   }
-  const F inv = static_cast<F>(1.0 / sum);
-  for (int s = 0; s <= t; ++s) a[s] *= inv;
-  for (int s = t + 1; s < T; ++s) a[s] = F(0);
 }
 
 // Row t of the softmax backward: with dP (in ds, columns [0, ncols)) and P (att row),
 //   ds[s] = scale * P[s] * (dP[s] - sum_s' P[s'] dP[s'])  for s <= t,  0 for t < s < ncols.
-template <typename F>
-[[gnu::always_inline]] inline void dsoftmax_row(F* ds, const F* p, int t, int ncols, F scale) {
-  double dot = 0.0;
-#pragma omp simd reduction(+ : dot)
-  for (int s = 0; s <= t; ++s) dot += p[s] * ds[s];
-  const F d = static_cast<F>(dot);
-#pragma omp simd
-  for (int s = 0; s <= t; ++s) ds[s] = scale * p[s] * (ds[s] - d);
-  for (int s = t + 1; s < ncols; ++s) ds[s] = F(0);
-}
-
-// Float rows run in AVX-512 / AVX2 clones; double rows as plain code.
-SCORE_CLONES void softmax_rows_f32(float* a, int t0, int t1, int T, float scale) {
-  for (int t = t0; t < t1; ++t) softmax_row(a + static_cast<size_t>(t) * T, t, T, scale);
-}
-void softmax_rows(double* a, int t0, int t1, int T, double scale) {
-  for (int t = t0; t < t1; ++t) softmax_row(a + static_cast<size_t>(t) * T, t, T, scale);
-}
-void softmax_rows(float* a, int t0, int t1, int T, float scale) {
-  softmax_rows_f32(a, t0, t1, T, scale);
-}
-SCORE_CLONES void dsoftmax_rows_f32(float* ds, const float* p, int t0, int t1, int T, int ncols,
-                                    float scale) {
-  for (int t = t0; t < t1; ++t)
-    dsoftmax_row(ds + static_cast<size_t>(t) * T, p + static_cast<size_t>(t) * T, t, ncols, scale);
-}
 void dsoftmax_rows(double* ds, const double* p, int t0, int t1, int T, int ncols, double scale) {
-  for (int t = t0; t < t1; ++t)
-    dsoftmax_row(ds + static_cast<size_t>(t) * T, p + static_cast<size_t>(t) * T, t, ncols, scale);
+  for (int t = t0; t < t1; ++t) {
+    double* d = ds + static_cast<size_t>(t) * T;
+    const double* pr = p + static_cast<size_t>(t) * T;
+    double dot = 0.0;
+    for (int s = 0; s <= t; ++s) dot += pr[s] * d[s];
+    for (int s = 0; s <= t; ++s) d[s] = scale * pr[s] * (d[s] - dot);
+    for (int s = t + 1; s < ncols; ++s) d[s] = 0.0;
+  }
+}
+SCORE_CLONES void dsoftmax_row_f32(float* d, const float* pr, int n, float dot, float scale) {
+  for (int s = 0; s < n; ++s) d[s] = scale * pr[s] * (d[s] - dot);
 }
 void dsoftmax_rows(float* ds, const float* p, int t0, int t1, int T, int ncols, float scale) {
-  dsoftmax_rows_f32(ds, p, t0, t1, T, ncols, scale);
+  for (int t = t0; t < t1; ++t) {
+    float* d = ds + static_cast<size_t>(t) * T;
+    const float* pr = p + static_cast<size_t>(t) * T;
+    const float dot = static_cast<float>(vdot_f32(pr, d, t + 1));
+    dsoftmax_row_f32(d, pr, t + 1, dot, scale);
+    std::fill(d + t + 1, d + ncols, 0.0f);
+  }
 }
 
 }  // namespace
@@ -91,7 +82,10 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int H, int KV
   const F scale = static_cast<F>(1.0 / std::sqrt(static_cast<double>(hd)));
   const int units = B * H;
   const bool outer = units >= omp_get_max_threads() && static_cast<double>(units) * T * T * hd > 1e5;
-#pragma omp parallel for schedule(dynamic, 1) if (outer)
+#pragma omp parallel if (outer)
+  {
+  GemmScratch scratch;  // this thread's packing buffers, reused by all its GEMMs
+#pragma omp for schedule(dynamic, 1)
   for (int u = 0; u < units; ++u) {
     const int b = u / H, h = u % H, kvh = h / group;
     const F* base = qkv + static_cast<size_t>(b) * T * QKV;
@@ -104,12 +98,13 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int H, int KV
       const int r1 = std::min(T, r0 + kRB), m = r1 - r0;
       // S[r0:r1, 0:r1] = Q[r0:r1] K[0:r1]^T
       gemm(m, r1, hd, q + static_cast<size_t>(r0) * QKV, QKV, 1, k, 1, QKV,
-           a + static_cast<size_t>(r0) * T, T, false, static_cast<const F*>(nullptr));
+           a + static_cast<size_t>(r0) * T, T, false, static_cast<const F*>(nullptr), &scratch);
       softmax_rows(a, r0, r1, T, scale);
       // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
       gemm(m, hd, r1, a + static_cast<size_t>(r0) * T, T, 1, v, QKV, 1,
-           o + static_cast<size_t>(r0) * Q, Q, false, static_cast<const F*>(nullptr));
+           o + static_cast<size_t>(r0) * Q, Q, false, static_cast<const F*>(nullptr), &scratch);
     }
+  }
   }
 }
 
@@ -128,6 +123,7 @@ void attention_backward(F* dqkv, const F* dout, const F* qkv, const F* att, int 
 #pragma omp parallel if (outer)
   {
     std::vector<F> ds(static_cast<size_t>(T) * T);  // dP, then dS, of one head (T, T)
+    GemmScratch scratch;  // this thread's packing buffers, reused by all its GEMMs
 #pragma omp for schedule(dynamic, 1)
     for (int u = 0; u < units; ++u) {
       const int b = u / KVH, kvh = u % KVH;
@@ -147,11 +143,11 @@ void attention_backward(F* dqkv, const F* dout, const F* qkv, const F* att, int 
           F* dsr = ds.data() + static_cast<size_t>(r0) * T;
           // dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T
           gemm(m, r1, hd, dO + static_cast<size_t>(r0) * Q, Q, 1, v, 1, QKV, dsr, T, false,
-               static_cast<const F*>(nullptr));
+               static_cast<const F*>(nullptr), &scratch);
           dsoftmax_rows(ds.data(), p, r0, r1, T, r1, scale);
           // dQ[r0:r1] += dS[r0:r1, 0:r1] K[0:r1]
           gemm(m, hd, r1, dsr, T, 1, k, QKV, 1, dq + static_cast<size_t>(r0) * QKV, QKV, true,
-               static_cast<const F*>(nullptr));
+               static_cast<const F*>(nullptr), &scratch);
         }
         // Keys [c0, c1) receive from query rows t >= c0 (dS and P are zero above the diagonal
         // inside the diagonal block: dsoftmax_rows zeroed dS there, the forward zeroed P).
@@ -160,10 +156,10 @@ void attention_backward(F* dqkv, const F* dout, const F* qkv, const F* att, int 
           const size_t off = static_cast<size_t>(c0) * T + c0;
           // dK[c0:c1] += dS[c0:T, c0:c1]^T Q[c0:T]
           gemm(n, hd, rows, ds.data() + off, 1, T, q + static_cast<size_t>(c0) * QKV, QKV, 1,
-               dk + static_cast<size_t>(c0) * QKV, QKV, true, static_cast<const F*>(nullptr));
+               dk + static_cast<size_t>(c0) * QKV, QKV, true, static_cast<const F*>(nullptr), &scratch);
           // dV[c0:c1] += P[c0:T, c0:c1]^T dO[c0:T]
           gemm(n, hd, rows, p + off, 1, T, dO + static_cast<size_t>(c0) * Q, Q, 1,
-               dv + static_cast<size_t>(c0) * QKV, QKV, true, static_cast<const F*>(nullptr));
+               dv + static_cast<size_t>(c0) * QKV, QKV, true, static_cast<const F*>(nullptr), &scratch);
         }
       }
     }

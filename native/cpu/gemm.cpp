@@ -377,23 +377,33 @@ void pack_b_sliver(int kc, int nr, const float* B, ptrdiff_t rs, ptrdiff_t cs, i
   }
 }
 
+float* align64(float* p) {
+  const uintptr_t u = reinterpret_cast<uintptr_t>(p);
+  return p + ((64 - (u & 63)) & 63) / sizeof(float);
+}
+
 // A float buffer aligned to 64 bytes, not zero-initialised (packing writes every element).
 struct AlignedBuf {
   std::unique_ptr<float[]> mem;
   float* p;
-  explicit AlignedBuf(size_t n) : mem(new float[n + 16]) {
-    const uintptr_t u = reinterpret_cast<uintptr_t>(mem.get());
-    p = mem.get() + ((64 - (u & 63)) & 63) / sizeof(float);
-  }
+  explicit AlignedBuf(size_t n) : mem(new float[n + 16]), p(align64(mem.get())) {}
 };
 
 }  // namespace
+
+float* GemmScratch::get(size_t n) {
+  if (size < n) {
+    mem.reset(new float[n + 16]);
+    size = n;
+  }
+  return align64(mem.get());
+}
 
 bool gemm_isa_supported(GemmIsa isa) { return isa == GemmIsa::Auto || cpu_has(isa); }
 
 void sgemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* B,
            ptrdiff_t b_rs, ptrdiff_t b_cs, float* C, ptrdiff_t ldc, bool accumulate,
-           const float* bias, GemmIsa isa_request) {
+           const float* bias, GemmIsa isa_request, GemmScratch* scratch) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {  // empty sum: C = [C +] bias
     for (int i = 0; i < M; ++i)
@@ -415,16 +425,33 @@ void sgemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, 
   // K in equal blocks of at most ks.KC (384 -> 2 x 192, not 256 + 128).
   const int KC = (K + (K + ks.KC - 1) / ks.KC - 1) / ((K + ks.KC - 1) / ks.KC);
   const int NC = std::min(ks.NC, (N + NR - 1) / NR * NR);
-  AlignedBuf bpack(static_cast<size_t>(KC) * NC);  // (kc, nc) panel as NR slivers
   const int m_slivers = (M + MR - 1) / MR;
   // Below ~2e5 flops the fork/join costs more than it saves. Inside another parallel region
   // (attention runs one GEMM per head on each thread) stay on the calling thread.
-  const bool par = 2.0 * M * N * K > 2e5 && !omp_in_parallel();
+  const bool par = 2.0 * M * N * K > 2e5 && !omp_in_parallel() && omp_get_max_threads() > 1;
+  // Buffers: the (kc, nc) B panel as NR slivers, shared; one (MC, kc) A block per thread.
+  // A single-threaded call with a scratch takes both from it.
+  const size_t b_floats = static_cast<size_t>(KC) * NC, a_floats = static_cast<size_t>(ks.MC) * KC;
+  std::unique_ptr<AlignedBuf> bown;
+  float* bpack = nullptr;
+  float* apack_shared = nullptr;
+  if (scratch && !par) {
+    bpack = scratch->get(b_floats + a_floats + 16);
+    apack_shared = align64(bpack + b_floats);
+  } else {
+    bown = std::make_unique<AlignedBuf>(b_floats);
+    bpack = bown->p;
+  }
 
 #pragma omp parallel if (par)
   {
     const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
-    AlignedBuf apack(static_cast<size_t>(ks.MC) * KC);
+    std::unique_ptr<AlignedBuf> aown;
+    float* apack = apack_shared;
+    if (!apack) {
+      aown = std::make_unique<AlignedBuf>(a_floats);
+      apack = aown->p;
+    }
     alignas(64) float tile[16 * 32];  // partial tiles of C (MR * NR <= 16 * 32)
     alignas(64) float btile[32];      // partial bias slice
     // Split the output among threads: by rows when there are enough MR slivers for an
@@ -456,16 +483,16 @@ void sgemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, 
         for (int s = 0; s < n_slivers; ++s) {
           const int j = s * NR;
           pack_b_sliver(kc, std::min(NR, nc - j), B + pc * b_rs + (jc + j) * b_cs, b_rs, b_cs,
-                        NR, ks.pack_b_t, bpack.p + static_cast<ptrdiff_t>(j) * kc);
+                        NR, ks.pack_b_t, bpack + static_cast<ptrdiff_t>(j) * kc);
         }
         const bool load_c = accumulate || pc > 0;
         const float* bias_panel = (bias && pc == 0) ? bias + jc : nullptr;
         for (int ic = row0; ic < row1 && s0 < s1; ic += MC) {
           const int mc = std::min(MC, row1 - ic);
-          pack_a(mc, kc, A + ic * a_rs + pc * a_cs, a_rs, a_cs, MR, ks.pack_a_t, apack.p);
+          pack_a(mc, kc, A + ic * a_rs + pc * a_cs, a_rs, a_cs, MR, ks.pack_a_t, apack);
           for (int s = s0; s < s1; ++s) {
             const int j = s * NR, nr = std::min(NR, nc - j);
-            const float* bp = bpack.p + static_cast<ptrdiff_t>(j) * kc;
+            const float* bp = bpack + static_cast<ptrdiff_t>(j) * kc;
             const float* bias_s = bias_panel ? bias_panel + j : nullptr;
             if (bias_s && nr < NR) {
               std::fill(btile, btile + NR, 0.0f);
@@ -474,7 +501,7 @@ void sgemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, 
             }
             for (int ir = 0; ir < mc; ir += MR) {
               const int mr = std::min(MR, mc - ir);
-              const float* ap = apack.p + static_cast<ptrdiff_t>(ir) * kc;
+              const float* ap = apack + static_cast<ptrdiff_t>(ir) * kc;
               float* c = C + (ic + ir) * ldc + jc + j;
               if (mr == MR && nr == NR) {
                 ks.ukr(kc, ap, bp, c, ldc, bias_s, load_c);

@@ -14,6 +14,7 @@
 // C = [C +] bias).
 #pragma once
 #include <cstddef>
+#include <memory>
 
 namespace score::cpu {
 
@@ -23,9 +24,19 @@ namespace score::cpu {
 enum class GemmIsa { Auto, Avx512, Avx2, Generic };
 bool gemm_isa_supported(GemmIsa isa);
 
+// Packing buffers that a caller making many small single-threaded products (attention:
+// several per head on each thread) keeps across calls, so that sgemm does not allocate
+// and free per call (which, for buffers of ~100 KiB, makes glibc grow and trim the heap
+// every time: page faults and TLB shootdowns). Used only when the call runs on one thread.
+struct GemmScratch {
+  std::unique_ptr<float[]> mem;
+  size_t size = 0;  // floats
+  float* get(size_t n);  // at least n floats, 64-byte aligned; contents undefined
+};
+
 void sgemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* B,
            ptrdiff_t b_rs, ptrdiff_t b_cs, float* C, ptrdiff_t ldc, bool accumulate,
-           const float* bias, GemmIsa isa = GemmIsa::Auto);
+           const float* bias, GemmIsa isa = GemmIsa::Auto, GemmScratch* scratch = nullptr);
 
 // The same contract by plain loops in double (the gradient-check precision).
 void dgemm(int M, int N, int K, const double* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const double* B,
@@ -35,12 +46,12 @@ void dgemm(int M, int N, int K, const double* A, ptrdiff_t a_rs, ptrdiff_t a_cs,
 // Overloads so templated kernels can write gemm(...) for F = float or double.
 inline void gemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs,
                  const float* B, ptrdiff_t b_rs, ptrdiff_t b_cs, float* C, ptrdiff_t ldc,
-                 bool accumulate, const float* bias) {
-  sgemm(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate, bias);
+                 bool accumulate, const float* bias, GemmScratch* scratch = nullptr) {
+  sgemm(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate, bias, GemmIsa::Auto, scratch);
 }
 inline void gemm(int M, int N, int K, const double* A, ptrdiff_t a_rs, ptrdiff_t a_cs,
                  const double* B, ptrdiff_t b_rs, ptrdiff_t b_cs, double* C, ptrdiff_t ldc,
-                 bool accumulate, const double* bias) {
+                 bool accumulate, const double* bias, GemmScratch* = nullptr) {
   dgemm(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate, bias);
 }
 

@@ -1,5 +1,6 @@
 // Small helpers shared by the CPU kernels: run-time ISA dispatch for hot float
-// loops and a vectorisable single-precision exp.
+// loops, a vectorisable single-precision exp, and the row reductions of the softmaxes
+// (vmath.cpp).
 //
 // The build has no -march=native, so templates compile for baseline x86-64
 // (SSE2). Hot float loops therefore live in small non-template functions marked
@@ -8,6 +9,7 @@
 // clone does the work of one row or chunk, so the call overhead is amortised.
 #pragma once
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -43,5 +45,16 @@ inline float fexp(float x) {
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
 }
+
+// Row primitives for the softmaxes (attention, classifier), in float with double
+// accumulation; explicitly vectorised (GCC's auto-vectoriser does not handle these
+// reductions without -ffast-math) and compiled for AVX-512 / AVX2 / baseline.
+// max of x[0..n), n >= 1.
+float vmax_f32(const float* x, size_t n);
+// x[i] = exp(x[i] - shift) in place (fexp accuracy); returns the sum of the new x[i] in
+// double, and if sum_ez is not null stores there the sum of exp(z) * z, z = old x[i] - shift.
+double vexp_sum_f32(float* x, size_t n, float shift, double* sum_ez);
+// sum of a[i] * b[i], products in float, accumulated in double.
+double vdot_f32(const float* a, const float* b, size_t n);
 
 }  // namespace score::cpu
