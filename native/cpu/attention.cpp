@@ -36,6 +36,7 @@ void softmax_rows(double* a, int t0, int t1, int T, double scale) {
   }
 }
 SCORE_CLONES void scale_f32(float* x, int n, float a) {
+#pragma omp simd
   for (int i = 0; i < n; ++i) x[i] *= a;
 }
 void softmax_rows(float* a, int t0, int t1, int T, float scale) {
@@ -62,6 +63,7 @@ void dsoftmax_rows(double* ds, const double* p, int t0, int t1, int T, int ncols
   }
 }
 SCORE_CLONES void dsoftmax_row_f32(float* d, const float* pr, int n, float dot, float scale) {
+#pragma omp simd
   for (int s = 0; s < n; ++s) d[s] = scale * pr[s] * (d[s] - dot);
 }
 void dsoftmax_rows(float* ds, const float* p, int t0, int t1, int T, int ncols, float scale) {

@@ -58,6 +58,7 @@ RowStats row_stats(double* x, int V) {
 }
 
 SCORE_CLONES void scale_f32(float* x, int V, float a) {
+#pragma omp simd
   for (int v = 0; v < V; ++v) x[v] *= a;
 }
 void scale_row(float* x, int V, float a) { scale_f32(x, V, a); }

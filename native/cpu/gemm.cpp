@@ -152,11 +152,13 @@ __attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* a, const 
 __attribute__((target("avx512f"))) inline void transpose16(__m512 r[16]) {
   __m512 t[16], u[16];
   // Within each 128-bit lane (4 columns), interleave row pairs: [a0 b0 a1 b1], [a2 b2 a3 b3].
+#pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
     t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
   }
   // u[4i + q], lane L: column 4L + q of rows 4i .. 4i+3.
+#pragma GCC unroll 4
   for (int i = 0; i < 4; ++i) {
     u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
     u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
@@ -164,6 +166,7 @@ __attribute__((target("avx512f"))) inline void transpose16(__m512 r[16]) {
     u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
   }
   // Column 4L + q gathers lane L of u[q], u[4+q], u[8+q], u[12+q].
+#pragma GCC unroll 4
   for (int q = 0; q < 4; ++q) {
     const __m512 v02 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88);  // lanes 0, 2 of each
     const __m512 w02 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
@@ -183,6 +186,7 @@ __attribute__((target("avx512f"))) void pack_a_t_avx512(int kc, int mr, const fl
     const int kb = std::min(16, kc - k0);
     const __mmask16 m = static_cast<__mmask16>((1u << kb) - 1);
     __m512 r[16];
+#pragma GCC unroll 16
     for (int i = 0; i < 16; ++i)
       r[i] = i < mr ? _mm512_maskz_loadu_ps(m, A + i * rs + k0) : _mm512_setzero_ps();
     transpose16(r);
@@ -199,6 +203,7 @@ __attribute__((target("avx512f"))) void pack_b_t_avx512(int kc, int nr, const fl
     const __mmask16 m = static_cast<__mmask16>((1u << kb) - 1);
     for (int h = 0; h < 2; ++h) {
       __m512 r[16];
+#pragma GCC unroll 16
       for (int j = 0; j < 16; ++j) {
         const int col = h * 16 + j;
         r[j] = col < nr ? _mm512_maskz_loadu_ps(m, B + col * cs + k0) : _mm512_setzero_ps();
@@ -229,30 +234,41 @@ template <int MB>
 __attribute__((target("avx512f"))) void dot_block(int K, const float* a, ptrdiff_t lda,
                                                   const float* b, ptrdiff_t ldb, int nb,
                                                   float out[4][4]) {
+  // (The loops over i and j are unrolled explicitly so that acc stays in registers at -O2.)
   __m512 acc[MB][4];
+#pragma GCC unroll 4
   for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
   // Columns past nb re-read column 0 (valid memory); their sums are discarded.
   const float* bj[4];
+#pragma GCC unroll 4
   for (int j = 0; j < 4; ++j) bj[j] = b + (j < nb ? j : 0) * ldb;
   int k = 0;
   for (; k + 16 <= K; k += 16) {
     __m512 bv[4];
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) bv[j] = _mm512_loadu_ps(bj[j] + k);
+#pragma GCC unroll 4
     for (int i = 0; i < MB; ++i) {
       const __m512 av = _mm512_loadu_ps(a + i * lda + k);
+#pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
     }
   }
   if (k < K) {  // tail: masked loads read nothing past K
     const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
     __m512 bv[4];
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) bv[j] = _mm512_maskz_loadu_ps(m, bj[j] + k);
+#pragma GCC unroll 4
     for (int i = 0; i < MB; ++i) {
       const __m512 av = _mm512_maskz_loadu_ps(m, a + i * lda + k);
+#pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
     }
   }
+#pragma GCC unroll 4
   for (int i = 0; i < MB; ++i) _mm_storeu_ps(out[i], hsum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
 }
 
@@ -452,8 +468,10 @@ void sgemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, 
       aown = std::make_unique<AlignedBuf>(a_floats);
       apack = aown->p;
     }
-    alignas(64) float tile[16 * 32];  // partial tiles of C (MR * NR <= 16 * 32)
-    alignas(64) float btile[32];      // partial bias slice
+    // Partial tiles of C (MR * NR <= 16 * 32); zeroed so that the lanes outside the valid
+    // part, computed and discarded, never hold garbage (NaN / denormal slow paths).
+    alignas(64) float tile[16 * 32] = {};
+    alignas(64) float btile[32];  // partial bias slice
     // Split the output among threads: by rows when there are enough MR slivers for an
     // even split, else by columns (NR slivers of each B panel).
     const bool split_rows = m_slivers >= 4 * nth;

@@ -9,12 +9,14 @@ namespace score::cpu {
 namespace {
 
 SCORE_CLONES void swiglu_fwd_row_f32(float* out, const float* gate, const float* up, int Fd) {
+#pragma omp simd
   for (int i = 0; i < Fd; ++i) out[i] = gate[i] / (1.0f + fexp(-gate[i])) * up[i];
 }
 
 // d out / d gate = up * sigmoid(g) (1 + g (1 - sigmoid(g)));  d out / d up = silu(g).
 SCORE_CLONES void swiglu_bwd_row_f32(float* dgate, float* dup, const float* gate, const float* up,
                                      const float* dout, int Fd) {
+#pragma omp simd
   for (int i = 0; i < Fd; ++i) {
     const float g = gate[i];
     const float s = 1.0f / (1.0f + fexp(-g));
