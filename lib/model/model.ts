@@ -1,7 +1,7 @@
 // The Model: a transformer held by the native core. Every method that computes
 // returns a Promise and runs off the JavaScript thread; calls on one model are
 // queued and run one at a time, in order.
-import { addon, cudaLibraryPath, type DeviceOptions, type NativeModel } from '../native/addon.js';
+import { addon, cudaLibraryPath, type DeviceOptions, type NativeModel, type OptimizerOptions } from '../native/addon.js';
 import { fullMask, packTargets, packTokens, unpackRows, type TokensInput } from './batch.js';
 import { asScoreError, ScoreError } from './errors.js';
 import { presetConfig, type Arch } from './presets.js';
@@ -31,16 +31,6 @@ export interface SftBatch {
   /** divide the weighted loss sum by this (default: this batch's weight sum); pass the total of
    *  all micro-batches to accumulate gradients of one large batch */
   norm?: number;
-}
-
-export interface OptimizerOptions {
-  lr: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  weightDecay?: number;
-  /** global-norm gradient clipping; <= 0 or absent: none */
-  maxGradNorm?: number;
 }
 
 function deviceOptions(opts?: LoadOptions): DeviceOptions {

@@ -13,18 +13,22 @@ export interface NativeBatch {
   T: number;
 }
 
+/** AdamW settings (defaults: beta1 0.9, beta2 0.999, eps 1e-8, no weight decay, no clipping). */
+export interface OptimizerOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** global-norm gradient clipping; <= 0 or absent: none */
+  maxGradNorm?: number;
+}
+
 export interface NativeModel {
   info(): { config: string; numParams: number; device: string; trainable: boolean; memoryBytes: number };
   logprobs(b: NativeBatch & { entropy?: boolean }): Promise<{ logp: Float32Array; entropy?: Float32Array }>;
   sftStep(b: NativeBatch & { weight: Float32Array; norm?: number }): Promise<{ loss: number; tokens: number; weightSum: number }>;
-  optimizerStep(o: {
-    lr: number;
-    beta1?: number;
-    beta2?: number;
-    eps?: number;
-    weightDecay?: number;
-    maxGradNorm?: number;
-  }): Promise<{ gradNorm: number; clipScale: number; step: number; skipped: boolean }>;
+  optimizerStep(o: OptimizerOptions): Promise<{ gradNorm: number; clipScale: number; step: number; skipped: boolean }>;
   rlStep(b: NativeBatch & {
     mask: Float32Array;
     wPg?: Float32Array;
