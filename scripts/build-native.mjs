@@ -3,6 +3,7 @@
 // binding.gyp (same sources). Output: build/Release/score_addon.node.
 //   SCORE_CUDA=auto|on|off  passed to CMake (default auto: CUDA when nvcc is found)
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +27,11 @@ if (hasCmake && process.env.SCORE_BUILD !== 'gyp') {
 } else {
   console.log('score-rl: cmake not found: building the CPU-only addon with node-gyp (binding.gyp)');
   const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
-  status = run(process.execPath, [nodeGyp, 'rebuild', '--jobs', '2']);
+  // Build against the headers of the running Node when they are installed beside it
+  // (Debian's nodejs, official tarballs), so node-gyp does not try to download them.
+  const prefix = path.resolve(path.dirname(process.execPath), '..');
+  const args = [nodeGyp, 'rebuild', '--jobs', '2'];
+  if (!process.env.npm_config_nodedir && existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+  status = run(process.execPath, args);
 }
 process.exit(status);
