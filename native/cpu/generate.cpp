@@ -47,6 +47,7 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
   sp.temperature = req.temperature;
   sp.top_k = req.top_k;
   sp.top_p = req.top_p;
+  validate_sampling(sp);
   // One generator per sequence: its samples do not depend on the batch around it.
   std::vector<Rng> rngs;
   rngs.reserve(S);
@@ -61,10 +62,21 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
   // Samples one token for every row of `logits` (row i belongs to sequence row_seq[i]).
   auto sample_rows = [&](int rows) {
     std::vector<SampleResult> out(rows);
+    // An exception must not leave an OpenMP region (std::terminate): sample_row throws on
+    // non-finite logits (a diverged model), so the first error is kept and rethrown here.
+    std::vector<std::string> errors(rows);
 #pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++) {
+      try {
+        out[i] = sample_row(logits.data() + static_cast<size_t>(i) * V, V, sp, rngs[row_seq[i]],
+                            scratch[omp_get_thread_num()]);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
     for (int i = 0; i < rows; i++)
-      out[i] = sample_row(logits.data() + static_cast<size_t>(i) * V, V, sp, rngs[row_seq[i]],
-                          scratch[omp_get_thread_num()]);
+      SCORE_CHECK(errors[i].empty(), InvalidArgument,
+                  "generate: sequence " + std::to_string(row_seq[i]) + ": " + errors[i]);
     for (int i = 0; i < rows; i++) {
       const int r = row_seq[i];
       res.tokens[r].push_back(out[i].token);

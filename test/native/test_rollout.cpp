@@ -185,6 +185,18 @@ TEST(memory_budget_cancel_and_bad_requests) {
   bad([](score::GenerateRequest& r) { r.stop_sequences = {{}}; }, "stop[0] is empty");
 }
 
+// A diverged model (non-finite weights -> NaN logits) gives an error, not a crash.
+TEST(nan_logits_are_an_error_not_a_crash) {
+  auto m = random_model(gen_config(Arch::Llama), 15);
+  std::vector<float> p = m->get_params();
+  for (float& v : p) v = NAN;
+  m->set_params(p);
+  score::GenerateRequest req;
+  req.prompts = {{1, 2}, {3}};
+  req.max_new_tokens = 4;
+  CHECK_THROWS(m->generate(req), InvalidArgument, "generate: sequence 0");
+}
+
 // ---- RL loss ----
 
 struct RlArrays {
