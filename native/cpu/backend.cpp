@@ -16,7 +16,9 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const ModelConfig& cfg, bool trainable) : net_(cfg, trainable) {}
+  // Gradients are allocated at the first backward: a trainable model that only
+  // scores or samples costs no more memory than a frozen one.
+  CpuBackend(const ModelConfig& cfg, bool trainable) : net_(cfg, false), trainable_(trainable) {}
 
   std::string name() const override { return "cpu"; }
 
@@ -48,7 +50,8 @@ class CpuBackend final : public Backend {
   }
 
   LossStats loss_backward(const TokenBatch& batch, const TokenLoss& loss) override {
-    SCORE_CHECK(!net_.grads.empty(), InvalidArgument, "this model is frozen (no gradients)");
+    SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (no gradients)");
+    if (net_.grads.empty()) net_.grads.assign(net_.params.size(), 0.0f);
     const int B = batch.B, T = batch.T, N = B * T, C = net_.config().d_model;
     prepare(batch);
     const float* hidden = net_.forward(batch.tokens, pos_.data(), B, T);
@@ -95,8 +98,9 @@ class CpuBackend final : public Backend {
   GenerateResult generate(const GenerateRequest& req) override { return cpu::generate(net_, req); }
 
   StepStats optimizer_step(const AdamWConfig& opt) override {
-    SCORE_CHECK(!net_.grads.empty(), InvalidArgument, "this model is frozen (no gradients)");
+    SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (no gradients)");
     const size_t n = net_.params.size();
+    if (net_.grads.empty()) net_.grads.assign(n, 0.0f);  // a step with no backward: zero gradients
     if (m_.empty()) {
       m_.assign(n, 0.0f);
       v_.assign(n, 0.0f);
@@ -150,6 +154,7 @@ class CpuBackend final : public Backend {
   }
 
   cpu::Transformer<float> net_;
+  bool trainable_;
   std::vector<float> m_, v_;  // AdamW moments, allocated at the first step
   int64_t step_ = 0;
   std::vector<int32_t> pos_, target_;

@@ -25,7 +25,8 @@ template <typename F>
 void Transformer<F>::ensure(int B, int T) {
   const size_t N = static_cast<size_t>(B) * T;
   const size_t natt = static_cast<size_t>(B) * cfg_.n_head * T * T;
-  if (static_cast<int>(N) <= cap_ && static_cast<int>(natt) <= cap_att_) return;
+  const bool need_backward = !grads.empty() && dres_.size() < N * cfg_.d_model;
+  if (static_cast<int>(N) <= cap_ && static_cast<int>(natt) <= cap_att_ && !need_backward) return;
   const size_t C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim(), Fd = cfg_.d_ff;
   const size_t H = cfg_.is_gpt2() ? Fd : 2 * Fd;
   const bool ln = cfg_.is_gpt2();

@@ -21,7 +21,7 @@ class Transformer {
   const ModelConfig& config() const { return cfg_; }
   const ParamLayout& layout() const { return layout_; }
   std::vector<F> params;  // (numel) in ParamLayout order
-  std::vector<F> grads;   // same layout; empty when not trainable
+  std::vector<F> grads;   // same layout; empty when not trainable (callers may allocate it later)
 
   // Runs the blocks and the final norm on tokens (B, T) at positions pos (B, T).
   // Returns the final hidden states (B*T, C), valid until the next forward.
