@@ -60,4 +60,11 @@ describe('score-rl CLI', () => {
     }
     expect(cases[0]!.stderr).toContain('tokens[0][1]');
   });
+
+  it('the README example (examples/embed.mjs) runs', () => {
+    const r = spawnSync(process.execPath, [path.join(root, 'examples', 'embed.mjs')], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('rl step');
+  });
 });

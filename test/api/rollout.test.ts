@@ -108,4 +108,19 @@ describe('Model.rlStep', () => {
     await expect(a.rlStep({ ...batch, reference: a })).rejects.toMatchObject({ message: expect.stringContaining('separate model') });
     for (const m of [a, b, ref, other]) m.dispose();
   });
+
+  it("normalize 'sequence' averages within each sequence, then over sequences", async () => {
+    const m = await initModel({ arch: 'gpt2', preset: 'tiny' }, { seed: 9 });
+    const tokens = [[1, 2, 3, 4, 5, 6], [7, 8]];
+    const ones = tokens.map((r) => r.slice(1).map(() => 1));
+    const lp = (await m.logprobs(tokens)).rows();
+    // with wPg = 1 and A = 1 the policy-gradient loss is -sum logp / norm
+    const perToken = await m.rlStep({ tokens, mask: ones, wPg: ones, advantages: ones });
+    const perSeq = await m.rlStep({ tokens, mask: ones, wPg: ones, advantages: ones, normalize: 'sequence' });
+    const flat = lp.flat();
+    expect(perToken.pgLoss).toBeCloseTo(-flat.reduce((a, v) => a + v, 0) / flat.length, 4);
+    const seqMeans = lp.map((r) => -r.reduce((a, v) => a + v, 0) / r.length);
+    expect(perSeq.pgLoss).toBeCloseTo((seqMeans[0]! + seqMeans[1]!) / 2, 4);
+    m.dispose();
+  });
 });
