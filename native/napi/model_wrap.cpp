@@ -79,10 +79,14 @@ std::shared_ptr<score::Model> ModelWrap::acquire(Napi::Env env) {
   return model_;
 }
 
-// Queues `work` with the busy flag held for its duration.
-static Napi::Promise run(Napi::Env env, std::shared_ptr<bool> busy, PromiseWorker* w) {
+// Queues the worker with the busy flag held until it settles; `also` runs then too.
+static Napi::Promise run(Napi::Env env, std::shared_ptr<bool> busy, PromiseWorker* w,
+                         std::function<void()> also = {}) {
   *busy = true;
-  w->on_settled([busy] { *busy = false; });
+  w->on_settled([busy, also] {
+    *busy = false;
+    if (also) also();
+  });
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -331,15 +335,9 @@ Napi::Value ModelWrap::generate(const Napi::CallbackInfo& info) {
         r.Set("steps", out->steps);
         return r;
       });
-  if (tsfn) w->on_settled([busy = busy_, tsfn] {
-      *busy = false;
-      tsfn->Release();
-    });
-  *busy_ = true;
-  if (!tsfn) w->on_settled([busy = busy_] { *busy = false; });
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  std::function<void()> release;
+  if (tsfn) release = [tsfn] { tsfn->Release(); };
+  return run(env, busy_, w, release);
 }
 
 Napi::Value ModelWrap::abort(const Napi::CallbackInfo& info) {
