@@ -8,8 +8,36 @@
 #include <vector>
 
 #include "cpu/kernels.h"
+#include "cpu/vmath.h"
 
 namespace score::cpu {
+namespace {
+
+// The row primitives: vectorised (run-time dispatched) for float, plain for double.
+inline double dot(const float* a, const float* b, int n) { return vdot_f32(a, b, n); }
+inline double dot(const double* a, const double* b, int n) {
+  double s = 0;
+  for (int i = 0; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+inline float row_max(const float* x, int n) { return vmax_f32(x, n); }
+inline double row_max(const double* x, int n) { return *std::max_element(x, x + n); }
+inline double exp_sum(float* x, int n, float m) { return vexp_sum_f32(x, n, m, nullptr); }
+inline double exp_sum(double* x, int n, double m) {
+  double s = 0;
+  for (int i = 0; i < n; i++) s += (x[i] = std::exp(x[i] - m));
+  return s;
+}
+// o (n) += w * v (n)
+SCORE_CLONES void axpy_f32(float* o, const float* v, float w, int n) {
+  for (int i = 0; i < n; i++) o[i] += w * v[i];
+}
+inline void axpy(float* o, const float* v, float w, int n) { axpy_f32(o, v, w, n); }
+inline void axpy(double* o, const double* v, double w, int n) {
+  for (int i = 0; i < n; i++) o[i] += w * v[i];
+}
+
+}  // namespace
 
 template <typename F>
 void attention_cached_forward(F* out, const F* qkv, const F* kcache, const F* vcache,
@@ -28,27 +56,13 @@ void attention_cached_forward(F* out, const F* qkv, const F* kcache, const F* vc
         const size_t base = (static_cast<size_t>(slot[r]) * KVH + kvh) * len * hd;
         const F* K = kcache + base;  // (len, hd)
         const F* V = vcache + base;  // (len, hd)
-        F mx = -INFINITY;
-        for (int t = 0; t <= p; t++) {
-          F s = 0;
-          for (int i = 0; i < hd; i++) s += q[i] * K[static_cast<size_t>(t) * hd + i];
-          s *= scale;
-          score[t] = s;
-          mx = std::max(mx, s);
-        }
-        double sum = 0;
-        for (int t = 0; t <= p; t++) {
-          score[t] = std::exp(score[t] - mx);
-          sum += score[t];
-        }
-        const F inv = static_cast<F>(1.0 / sum);
+        for (int t = 0; t <= p; t++)
+          score[t] = static_cast<F>(dot(q, K + static_cast<size_t>(t) * hd, hd)) * scale;
+        const F mx = row_max(score.data(), p + 1);
+        const F inv = static_cast<F>(1.0 / exp_sum(score.data(), p + 1, mx));
         F* o = out + static_cast<size_t>(r) * H * hd + static_cast<size_t>(h) * hd;  // (hd)
         std::fill(o, o + hd, F(0));
-        for (int t = 0; t <= p; t++) {
-          const F w = score[t] * inv;
-          const F* v = V + static_cast<size_t>(t) * hd;
-          for (int i = 0; i < hd; i++) o[i] += w * v[i];
-        }
+        for (int t = 0; t <= p; t++) axpy(o, V + static_cast<size_t>(t) * hd, score[t] * inv, hd);
       }
     }
   }
