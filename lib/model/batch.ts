@@ -68,3 +68,11 @@ export function unpackRows(values: Float32Array, batch: NativeBatch): number[][]
   for (let b = 0; b < B; b++) rows.push(Array.from(values.subarray(b * (T - 1), b * (T - 1) + Math.max(0, lengths[b]! - 1))));
   return rows;
 }
+
+/** Sum of per-target values over real target slots only (slots past a row's end are ignored). */
+export function targetSum(values: Float32Array, batch: NativeBatch): number {
+  const { B, T, lengths } = batch;
+  let s = 0;
+  for (let b = 0; b < B; b++) for (let t = 0; t + 1 < lengths[b]! && t < T - 1; t++) s += values[b * (T - 1) + t]!;
+  return s;
+}

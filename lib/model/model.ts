@@ -2,7 +2,7 @@
 // returns a Promise and runs off the JavaScript thread; calls on one model are
 // queued and run one at a time, in order.
 import { addon, cudaLibraryPath, type DeviceOptions, type NativeModel, type OptimizerOptions } from '../native/addon.js';
-import { fullMask, packTargets, packTokens, unpackRows, type TokensInput } from './batch.js';
+import { fullMask, packTargets, packTokens, targetSum, unpackRows, type TokensInput } from './batch.js';
 import { asScoreError, ScoreError } from './errors.js';
 import { presetConfig, type Arch } from './presets.js';
 import { addStats, packRagged, packRl, splitRows, unpackGeneration, type GenerateOptions, type GenerateResult, type RlBatch, type RlStats } from './rollout.js';
@@ -111,7 +111,7 @@ export class Model {
       const weight = b.mask === undefined ? fullMask(batch) : packTargets(b.mask, batch, 'mask');
       if (b.norm !== undefined && !(Number.isFinite(b.norm) && b.norm > 0))
         throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `norm must be a positive number, got ${b.norm}`);
-      return m.sftStep({ ...batch, weight, norm: b.norm });
+      return m.sftStep({ ...batch, weight, norm: b.norm ?? (targetSum(weight, batch) || 1) });
     });
   }
 

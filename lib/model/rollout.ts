@@ -1,6 +1,6 @@
 // Types and packing for generation and the RL step (see Model.generate / Model.rlStep).
 import type { NativeBatch } from '../native/addon.js';
-import { packTargets } from './batch.js';
+import { packTargets, targetSum } from './batch.js';
 import { ScoreError } from './errors.js';
 
 export interface GenerateOptions {
@@ -166,16 +166,18 @@ export function addStats(parts: RlStats[]): RlStats {
 }
 
 export function packRl(b: RlBatch, batch: NativeBatch) {
+  if (b.normalize !== undefined && b.normalize !== 'token' && b.normalize !== 'sequence')
+    throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `normalize must be 'token' or 'sequence', got '${String(b.normalize)}'`);
   const mask = packTargets(b.mask, batch, 'mask').slice();
   const opt = (v: PerToken | undefined, name: string) => (v === undefined ? undefined : packTargets(v, batch, name));
-  const { B, T } = batch;
+  const { B, T, lengths } = batch;
   let norm: number;
-  if ((b.normalize ?? 'token') === 'sequence') {
+  if (b.normalize === 'sequence') {
     // weight 1/|masked tokens of its row| per token: each sequence counts once
     let rows = 0;
     for (let r = 0; r < B; r++) {
       let c = 0;
-      for (let t = 0; t < T - 1; t++) c += mask[r * (T - 1) + t]!;
+      for (let t = 0; t + 1 < lengths[r]!; t++) c += mask[r * (T - 1) + t]!;
       if (c > 0) {
         rows++;
         for (let t = 0; t < T - 1; t++) mask[r * (T - 1) + t]! /= c;
@@ -183,10 +185,8 @@ export function packRl(b: RlBatch, batch: NativeBatch) {
     }
     norm = Math.max(rows, 1);
   } else {
-    norm = mask.reduce((a, v) => a + v, 0) || 1;
+    norm = targetSum(mask, batch) || 1;
   }
-  if (b.normalize !== undefined && b.normalize !== 'token' && b.normalize !== 'sequence')
-    throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `normalize must be 'token' or 'sequence', got '${String(b.normalize)}'`);
   if (b.norm !== undefined) {
     if (!(Number.isFinite(b.norm) && b.norm > 0)) throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `norm must be a positive number, got ${b.norm}`);
     norm = b.norm;

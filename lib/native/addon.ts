@@ -27,7 +27,7 @@ export interface OptimizerOptions {
 export interface NativeModel {
   info(): { config: string; numParams: number; device: string; trainable: boolean; memoryBytes: number };
   logprobs(b: NativeBatch & { entropy?: boolean }): Promise<{ logp: Float32Array; entropy?: Float32Array }>;
-  sftStep(b: NativeBatch & { weight: Float32Array; norm?: number }): Promise<{ loss: number; tokens: number; weightSum: number }>;
+  sftStep(b: NativeBatch & { weight: Float32Array; norm: number }): Promise<{ loss: number; tokens: number; weightSum: number }>;
   optimizerStep(o: OptimizerOptions): Promise<{ gradNorm: number; clipScale: number; step: number; skipped: boolean }>;
   rlStep(b: NativeBatch & {
     mask: Float32Array;

@@ -35,15 +35,6 @@ std::string os_error(int err) { return std::generic_category().message(err); }
   throw Error(err == ENOENT ? ErrorCode::NotFound : ErrorCode::Io, path + ": " + os_error(err));
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); i++) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
 // numel of shape with overflow checks; false when a dim is negative or the
 // byte size (numel * elem) would exceed kMaxTensorBytes.
 bool checked_numel(const std::vector<int64_t>& shape, size_t elem, uint64_t* numel) {
@@ -523,6 +514,15 @@ void make_dirs(const std::string& dir) {
     if (slash == std::string::npos) break;
     pos = slash + 1;
   }
+}
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); i++) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
 }
 
 }  // namespace score

@@ -143,7 +143,7 @@ Napi::Value ModelWrap::sft_step(const Napi::CallbackInfo& info) {
   if (weight.length != static_cast<size_t>(a.B) * (a.T - 1))
     throw_invalid(env, "field 'weight' has " + std::to_string(weight.length) +
                            " values, expected B*(T-1) = " + std::to_string(size_t(a.B) * (a.T - 1)));
-  const double norm = get_number(env, o, "norm", 0.0);  // 0: the weight sum of this batch
+  const double norm = get_number(env, o, "norm", 0.0, true);  // validated by the Model
   auto stats = std::make_shared<score::LossStats>();
   const score::TokenBatch tb = a.batch();
   const float* wdata = weight.data;
@@ -152,15 +152,7 @@ Napi::Value ModelWrap::sft_step(const Napi::CallbackInfo& info) {
       [model, tb, wdata, norm, stats] {
         score::TokenLoss loss;
         loss.weight = wdata;
-        if (norm > 0) {
-          loss.norm = norm;
-        } else {
-          // Mean over weighted target slots of this batch.
-          double s = 0;
-          for (int r = 0; r < tb.B; r++)
-            for (int t = 0; t + 1 < tb.lengths[r] && t + 1 < tb.T; t++) s += wdata[r * (tb.T - 1) + t];
-          loss.norm = s > 0 ? s : 1.0;
-        }
+        loss.norm = norm;
         *stats = model->sft_backward(tb, loss);
       },
       [stats](Napi::Env env) -> Napi::Value {

@@ -26,6 +26,7 @@ enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BO
 const char* dtype_name(DType d);  // the header spelling: "F32", "BF16", ...
 size_t dtype_size(DType d);       // bytes per element
 bool parse_dtype(const std::string& name, DType* out);  // false when unknown
+std::string shape_str(const std::vector<int64_t>& shape);  // "[2, 3]", for error messages
 
 struct SafeTensorInfo {
   std::string name;
