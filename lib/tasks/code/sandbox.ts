@@ -8,7 +8,7 @@
 // child in its own process group, with the same limits but no network isolation.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUNNER_PY } from './runner.js';
@@ -94,6 +94,46 @@ export interface RunOptions {
   python?: string;
   /** import site (site-packages such as numpy become importable; slower start). Default false. */
   site?: boolean;
+}
+
+/** Pids of the processes whose real uid is `uid` (Linux /proc). */
+function processesOf(uid: number): number[] {
+  const pids: number[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return pids;
+  }
+  for (const d of names) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'));
+      if (m && Number(m[1]) === uid) pids.push(Number(d));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return pids;
+}
+
+/** The kernel tears a dead PID namespace down asynchronously: processes of the run's uid
+ * can outlive its supervisor by a few milliseconds, and they would count against the
+ * process limit of the slot's next program. Kill and wait for them (bounded). */
+async function drainUid(uid: number, maxMs = 5000): Promise<void> {
+  const until = Date.now() + maxMs;
+  for (;;) {
+    const left = processesOf(uid);
+    if (left.length === 0 || Date.now() > until) return;
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 function lastLine(s: string): string {
@@ -243,7 +283,9 @@ function spawnRun(python: string, program: string, tests: string, opts: RunOptio
       else if (wcode === 70) reason = `sandbox error: ${lastLine(stderr) || 'the worker could not be confined'}`;
       else if (wcode === 0) reason = 'failed: the program exited before the tests finished';
       else reason = `failed: ${lastLine(stderr) || `exit code ${wcode}`}`;
-      resolve({ passed, reason, exitCode: code, signal, timedOut, stdout, stderr, durationMs: Date.now() - started, ...(sandboxError !== undefined ? { sandboxError } : {}) });
+      const result = { passed, reason, exitCode: code, signal, timedOut, stdout, stderr, durationMs: Date.now() - started, ...(sandboxError !== undefined ? { sandboxError } : {}) };
+      if (uid === null) resolve(result);
+      else void drainUid(uid).then(() => resolve(result));
     };
     child.on('exit', kill); // whatever is left of its process group goes with it
     child.on('error', (e) => finish(null, null, e));
