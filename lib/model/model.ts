@@ -1,7 +1,7 @@
 // The Model: a transformer held by the native core. Every method that computes
 // returns a Promise and runs off the JavaScript thread; calls on one model are
 // queued and run one at a time, in order.
-import { addon, cudaLibraryPath, type DeviceOptions, type NativeModel, type OptimizerOptions } from '../native/addon.js';
+import { addon, cudaLibraryPath, type DeviceOptions, type NativeModel, type OptimizerOptions, type OptimizerState } from '../native/addon.js';
 import { fullMask, packTargets, packTokens, targetSum, unpackRows, type TokensInput } from './batch.js';
 import { asScoreError, ScoreError } from './errors.js';
 import { presetConfig, type Arch } from './presets.js';
@@ -191,6 +191,13 @@ export class Model {
   }
   setParams(p: Float32Array): Promise<void> {
     return this.#enqueue((m) => m.setParams(p));
+  }
+  /** AdamW state, for checkpoints that resume exactly. */
+  getOptimizerState(): Promise<OptimizerState> {
+    return this.#enqueue((m) => m.getOptimizerState());
+  }
+  setOptimizerState(s: OptimizerState): Promise<void> {
+    return this.#enqueue((m) => m.setOptimizerState(s));
   }
 
   /** Frees the native memory (after any call in flight finishes). Further calls reject with ERR_SCORE_DISPOSED. */

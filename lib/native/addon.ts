@@ -24,6 +24,13 @@ export interface OptimizerOptions {
   maxGradNorm?: number;
 }
 
+/** AdamW moments (ParamLayout order, zeros before the first step) and the steps taken. */
+export interface OptimizerState {
+  m: Float32Array;
+  v: Float32Array;
+  step: number;
+}
+
 export interface NativeModel {
   info(): { config: string; numParams: number; device: string; trainable: boolean; memoryBytes: number };
   logprobs(b: NativeBatch & { entropy?: boolean }): Promise<{ logp: Float32Array; entropy?: Float32Array }>;
@@ -68,6 +75,8 @@ export interface NativeModel {
   clone(trainable: boolean): Promise<NativeModel>;
   getParams(): Promise<Float32Array>;
   setParams(p: Float32Array): Promise<void>;
+  getOptimizerState(): Promise<OptimizerState>;
+  setOptimizerState(s: OptimizerState): Promise<void>;
   dispose(): void;
 }
 

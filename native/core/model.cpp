@@ -164,6 +164,23 @@ std::vector<float> Model::get_params() const {
   return p;
 }
 
+Model::OptimizerState Model::get_optimizer_state() const {
+  OptimizerState s;
+  s.m.resize(layout_.numel());
+  s.v.resize(layout_.numel());
+  s.step = backend_->get_optimizer_state(s.m.data(), s.v.data());
+  return s;
+}
+
+void Model::set_optimizer_state(const OptimizerState& s) {
+  const size_t n = layout_.numel();
+  SCORE_CHECK(s.m.size() == n && s.v.size() == n, InvalidArgument,
+              "optimizer state: expected " + std::to_string(n) + " values per moment, got " +
+                  std::to_string(s.m.size()) + " and " + std::to_string(s.v.size()));
+  SCORE_CHECK(s.step >= 0, InvalidArgument, "optimizer state: step must be >= 0");
+  backend_->set_optimizer_state(s.m.data(), s.v.data(), s.step);
+}
+
 void Model::set_params(const std::vector<float>& params) {
   SCORE_CHECK(params.size() == layout_.numel(), InvalidArgument,
               "params: expected " + std::to_string(layout_.numel()) + " values, got " +

@@ -129,6 +129,27 @@ class CpuBackend final : public Backend {
 
   void zero_grad() override { std::fill(net_.grads.begin(), net_.grads.end(), 0.0f); }
 
+  int64_t get_optimizer_state(float* m, float* v) const override {
+    SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (no optimizer state)");
+    const size_t n = net_.params.size();
+    if (m_.empty()) {
+      std::fill(m, m + n, 0.0f);
+      std::fill(v, v + n, 0.0f);
+    } else {
+      std::copy(m_.begin(), m_.end(), m);
+      std::copy(v_.begin(), v_.end(), v);
+    }
+    return step_;
+  }
+
+  void set_optimizer_state(const float* m, const float* v, int64_t step) override {
+    SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (no optimizer state)");
+    const size_t n = net_.params.size();
+    m_.assign(m, m + n);
+    v_.assign(v, v + n);
+    step_ = step;
+  }
+
   size_t memory_bytes() const override {
     return (net_.params.size() + net_.grads.size() + m_.size() + v_.size()) * sizeof(float) +
            net_.activation_bytes();

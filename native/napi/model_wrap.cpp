@@ -53,6 +53,8 @@ Napi::Function ModelWrap::define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::clone>("clone"),
                          InstanceMethod<&ModelWrap::get_params>("getParams"),
                          InstanceMethod<&ModelWrap::set_params>("setParams"),
+                         InstanceMethod<&ModelWrap::get_optimizer_state>("getOptimizerState"),
+                         InstanceMethod<&ModelWrap::set_optimizer_state>("setOptimizerState"),
                          InstanceMethod<&ModelWrap::dispose>("dispose"),
                      });
 }
@@ -377,6 +379,47 @@ Napi::Value ModelWrap::set_params(const Napi::CallbackInfo& info) {
   auto values = std::make_shared<std::vector<float>>(arr.Data(), arr.Data() + arr.ElementLength());
   auto* w = new PromiseWorker(
       env, [model, values] { model->set_params(*values); },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  return run(env, busy_, w);
+}
+
+Napi::Value ModelWrap::get_optimizer_state(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = acquire(env);
+  auto out = std::make_shared<score::Model::OptimizerState>();
+  auto* w = new PromiseWorker(
+      env, [model, out] { *out = model->get_optimizer_state(); },
+      [out](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("m", float32_array(env, std::move(out->m)));
+        o.Set("v", float32_array(env, std::move(out->v)));
+        o.Set("step", static_cast<double>(out->step));
+        return o;
+      });
+  return run(env, busy_, w);
+}
+
+Napi::Value ModelWrap::set_optimizer_state(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = acquire(env);
+  if (!info[0].IsObject()) throw_invalid(env, "setOptimizerState expects {m, v, step}");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto f32 = [&](const char* name) {
+    Napi::Value x = o.Get(name);
+    if (!x.IsTypedArray() || x.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw_invalid(env, std::string("setOptimizerState: ") + name + " must be a Float32Array");
+    Napi::Float32Array a = x.As<Napi::Float32Array>();
+    return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+  };
+  auto s = std::make_shared<score::Model::OptimizerState>();
+  s->m = f32("m");
+  s->v = f32("v");
+  Napi::Value step = o.Get("step");
+  if (!step.IsNumber() || !(step.As<Napi::Number>().DoubleValue() >= 0))
+    throw_invalid(env, "setOptimizerState: step must be a number >= 0");
+  s->step = static_cast<int64_t>(step.As<Napi::Number>().DoubleValue());
+  auto* w = new PromiseWorker(
+      env, [model, s] { model->set_optimizer_state(*s); },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   return run(env, busy_, w);
 }

@@ -37,6 +37,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value clone(const Napi::CallbackInfo& info);
   Napi::Value get_params(const Napi::CallbackInfo& info);
   Napi::Value set_params(const Napi::CallbackInfo& info);
+  Napi::Value get_optimizer_state(const Napi::CallbackInfo& info);
+  Napi::Value set_optimizer_state(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   // The model for a new call: throws ERR_SCORE_DISPOSED / ERR_SCORE_BUSY.

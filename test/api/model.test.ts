@@ -71,6 +71,34 @@ describe('training API', () => {
     ref.dispose();
   });
 
+  it('optimizer state moves to another model: both then take bit-identical steps', async () => {
+    const a = await initModel({ arch: 'gpt2', preset: 'tiny' }, { seed: 4 });
+    const tokens = [[5, 6, 7, 8, 9], [9, 8, 7]];
+    for (let i = 0; i < 3; i++) {
+      await a.sftStep({ tokens });
+      await a.optimizerStep({ lr: 1e-3 });
+    }
+    const b = await initModel({ arch: 'gpt2', preset: 'tiny' }, { seed: 99 });
+    const fresh = await b.getOptimizerState();
+    expect(fresh.step).toBe(0);
+    expect(fresh.m.some((x) => x !== 0)).toBe(false);
+    const st = await a.getOptimizerState();
+    expect(st.step).toBe(3);
+    await b.setParams(await a.getParams());
+    await b.setOptimizerState(st);
+    for (const m of [a, b]) {
+      await m.sftStep({ tokens });
+      expect((await m.optimizerStep({ lr: 1e-3 })).step).toBe(4);
+    }
+    // without the moments the 4th step would differ (Adam's update depends on m, v and t)
+    const [pa, pb] = [await a.getParams(), await b.getParams()];
+    expect(Buffer.compare(Buffer.from(pa.buffer), Buffer.from(pb.buffer))).toBe(0); // (toEqual on 3.5M floats is slow)
+    await expect(b.setOptimizerState({ m: st.m.subarray(1), v: st.v, step: 1 })).rejects.toMatchObject({ code: 'ERR_SCORE_INVALID_ARGUMENT' });
+    const frozen = await a.clone();
+    await expect(frozen.getOptimizerState()).rejects.toMatchObject({ message: expect.stringContaining('frozen') });
+    for (const m of [a, b, frozen]) m.dispose();
+  });
+
   it('a mask weights target tokens: masking everything but one token trains only that one', async () => {
     const m = await initModel({ arch: 'gpt2', preset: 'tiny' }, { seed: 2 });
     const tokens = [[10, 20, 30, 40]];

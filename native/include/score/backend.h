@@ -116,6 +116,10 @@ class Backend {
   // AdamW with global-norm clipping on the accumulated gradients, then zeroes them.
   virtual StepStats optimizer_step(const AdamWConfig& opt) = 0;
   virtual void zero_grad() = 0;
+  // AdamW state for checkpoints: moments m and v (ParamLayout order; zeros before the
+  // first step) and the number of steps taken. Frozen models have none (InvalidArgument).
+  virtual int64_t get_optimizer_state(float* m, float* v) const = 0;
+  virtual void set_optimizer_state(const float* m, const float* v, int64_t step) = 0;
   // Prefill + KV-cache decode (request already validated by the Model).
   virtual GenerateResult generate(const GenerateRequest& req) = 0;
   // Bytes held by weights, gradients, optimizer state and activations.

@@ -55,6 +55,13 @@ class Model {
 
   std::vector<float> get_params() const;
   void set_params(const std::vector<float>& params);
+  // AdamW moments and step count (for resumable runs); m and v have num_params() values.
+  struct OptimizerState {
+    std::vector<float> m, v;
+    int64_t step = 0;
+  };
+  OptimizerState get_optimizer_state() const;
+  void set_optimizer_state(const OptimizerState& s);
   void save(const std::string& dir) const;
 
  private:
