@@ -4,11 +4,15 @@
 import { CliError } from './args.js';
 
 const COMMANDS: Record<string, string> = {
+  demo: 'the built-in demo: a small model learns to correct itself (SCoRe vs baselines), table + report',
+  train: 'SCoRe (Stage I / II) or a baseline on a checkpoint and a task; resumable',
+  eval: 'two-attempt evaluation: Acc@t1, Acc@t2, Delta, i->c, c->i with 95% intervals',
   init: 'create a randomly initialised checkpoint (gpt2 | llama | qwen2 presets)',
   logprobs: 'per-token log-probabilities of token sequences under a checkpoint',
   sample: 'generate from a checkpoint (KV cache; temperature, top-k, top-p)',
   grade: 'grade answers (math) or programs (code) from a jsonl file',
   bench: 'benchmarks: train | logprobs | sample (tokens/s, side by side with PyTorch when present)',
+  inspect: 'what this build has: CPU features, threads, the CUDA backend and devices',
 };
 
 function usage(): string {
