@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { loadModel } from '../model/model.js';
 import { evaluate, type Control } from '../eval/evaluate.js';
 import { formatTable, reportJson } from '../eval/table.js';
+import { inferenceScaling, type ScalingPoint } from '../eval/scaling.js';
 import { CliError, helpText, parseArgs, requireFlag, type FlagSpec } from './args.js';
 import { Progress } from './progress.js';
 import { defaultInstruction, episodeFormatFor, loadRecords, openTask } from './setup.js';
@@ -22,6 +23,7 @@ const SPEC: FlagSpec = {
   prompt: { type: 'string', help: "math prompt style: score | plain | a template with {problem}" },
   plain: { type: 'boolean', help: 'join turns as plain text even when the tokenizer has a chat template' },
   'batch-size': { type: 'number', help: 'problems per generation call', default: 64 },
+  scaling: { type: 'string', help: 'also inference-time scaling for these budgets K, e.g. 2,4,8,16,32 (parallel majority vote vs K/2 self-corrected samples, temperature 0.7)' },
   samples: { type: 'string', help: 'write every problem\'s two attempts and verdicts to this jsonl file' },
   device: { type: 'string', help: 'cpu | cuda', default: 'cpu' },
   json: { type: 'boolean', help: 'print one JSON object instead of the table' },
@@ -42,6 +44,8 @@ export async function run(args: string[]): Promise<number> {
     const v = Number(flags[f]);
     if (!Number.isInteger(v) || v < (f === 'limit' ? 0 : 1)) throw new CliError(`option '--${f}': expected an integer >= ${f === 'limit' ? 0 : 1}, got ${flags[f]}`);
   }
+  const budgets = flags.scaling === undefined ? undefined : String(flags.scaling).split(',').map(Number);
+  for (const k of budgets ?? []) if (!(Number.isInteger(k) && k >= 2 && k % 2 === 0)) throw new CliError(`option '--scaling': budgets must be even integers >= 2, got ${k}`);
   const device = String(flags.device);
   if (device !== 'cpu' && device !== 'cuda') throw new CliError(`option '--device': '${device}' is not one of cpu, cuda`);
   const task = openTask(taskName, { prompt: flags.prompt as string | undefined });
@@ -57,8 +61,19 @@ export async function run(args: string[]): Promise<number> {
       });
       progress.done();
       if (flags.samples) writeFileSync(String(flags.samples), r.samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
-      if (flags.json) console.log(JSON.stringify(reportJson(r)));
-      else console.log(formatTable([{ name: dir, report: r }]));
+      let scaling: ScalingPoint[] | undefined;
+      if (budgets) {
+        scaling = await inferenceScaling({ model, task, records, format, maxNewTokens: Number(flags['max-new-tokens']), budgets, seed: Number(flags.seed), onProgress: (d, t) => progress.update(`scaling: ${d}/${t} generations`) });
+        progress.done();
+      }
+      if (flags.json) console.log(JSON.stringify({ ...reportJson(r), ...(scaling ? { scaling } : {}) }));
+      else {
+        console.log(formatTable([{ name: dir, report: r }]));
+        if (scaling) {
+          console.log('\ninference-time scaling (accuracy, temperature 0.7):\n     K  parallel (vote of K)  sequential (vote of K/2 second attempts)');
+          for (const p of scaling) console.log(`${String(p.k).padStart(6)}  ${(100 * p.parallel).toFixed(1).padStart(20)}  ${(100 * p.sequential).toFixed(1).padStart(40)}`);
+        }
+      }
       return 0;
     } finally {
       model.dispose();

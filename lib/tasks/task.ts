@@ -23,6 +23,11 @@ export interface Task {
   load(path: string): Promise<TaskRecord[]>;
   /** Grade a model completion (raw model text) against a record. Never throws on model text. */
   reward(completion: string, record: TaskRecord): Promise<Reward>;
+  /** The final answer a completion gives (for majority voting), or null when it gives none.
+   * Tasks without a notion of a final answer (code) leave it out. */
+  answerOf?(completion: string): string | null;
+  /** Whether two final answers are the same (for merging votes); default: equal strings. */
+  sameAnswer?(a: string, b: string): boolean;
   /** Release resources (worker processes). Safe to call twice. */
   close?(): Promise<void>;
 }

@@ -64,6 +64,9 @@ describe('score-rl train / eval', () => {
     const j = JSON.parse(ev.stdout.trim().split('\n').pop()!);
     expect(j.n).toBe(5);
     expect(j.acc_t2 - j.acc_t1).toBeCloseTo(j.delta, 12);
+    const sc = cli('eval', '--model', modelDir, '--task', 'math', '--data', data, '--limit', '2', '--max-new-tokens', '4', '--scaling', '2,4', '--json');
+    expect(JSON.parse(sc.stdout.trim().split('\n').pop()!).scaling.map((p: { k: number }) => p.k)).toEqual([2, 4]);
+    expect(cli('eval', '--model', modelDir, '--task', 'math', '--data', data, '--scaling', '3').stderr).toContain('even integers >= 2, got 3');
   }, 120_000);
 
   it('config errors name the key and the file; flags are checked too', () => {

@@ -7,12 +7,18 @@ import { loadMathData, type MathLoadOptions } from './load.js';
 
 export interface MathTaskOptions extends MathLoadOptions, EquivOptions {}
 
+/** The final answer of a completion: the extracted one, or a short one-line text with no
+ * answer marker taken as the answer itself ("0.5"). */
+function finalAnswer(completion: string): { answer: string; method: string } | undefined {
+  const ex = extractAnswer(completion);
+  if (ex) return ex;
+  const bare = completion.trim();
+  return bare !== '' && bare.length <= 200 && !bare.includes('\n') ? { answer: bare, method: 'whole-text' } : undefined;
+}
+
 /** Grade one completion (model text) against a gold answer. */
 export function gradeMath(completion: string, gold: string, opts: EquivOptions = {}): Reward {
-  let ex = extractAnswer(completion);
-  // a short one-line text with no answer marker is taken as the answer itself ("0.5")
-  const bare = completion.trim();
-  if (!ex && bare !== '' && bare.length <= 200 && !bare.includes('\n')) ex = { answer: bare, method: 'whole-text' };
+  const ex = finalAnswer(completion);
   if (!ex) return { correct: false, reason: 'no final answer found' };
   const v = equivalent(ex.answer, gold, opts);
   return { correct: v.equal, reason: `${v.reason} (answer '${ex.answer.slice(0, 80)}' via ${ex.method})` };
@@ -28,5 +34,13 @@ export class MathTask implements Task {
 
   async reward(completion: string, record: TaskRecord): Promise<Reward> {
     return gradeMath(completion, record.answer, this.opts);
+  }
+
+  answerOf(completion: string): string | null {
+    return finalAnswer(completion)?.answer ?? null;
+  }
+
+  sameAnswer(a: string, b: string): boolean {
+    return equivalent(a, b, this.opts).equal;
   }
 }
