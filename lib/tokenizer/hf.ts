@@ -87,6 +87,7 @@ export class HfTokenizerFiles implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, opts: { skipSpecialTokens?: boolean } = {}): string {
+    if (ids.length === 0) return ''; // (the library rejects an empty list: an attempt that is only EOS is empty text)
     return this.tok.decode(Array.from(ids), { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
   }
 

@@ -65,6 +65,7 @@ describe('Llama-family tokenizer.json (SentencePiece BPE, byte fallback)', () =>
     for (const s of ['hello world', 'hé', 'hello  hello']) expect(tok.decode(tok.encode(s))).toBe(s);
     expect(tok.decode([1, 268, 2], { skipSpecialTokens: true })).toBe('hello');
     expect(tok.decode([1, 268, 2])).toContain('</s>');
+    expect(tok.decode([])).toBe(''); // an attempt that is only EOS
   });
 
   it('takes BOS/EOS from tokenizer_config.json and renders its chat template', () => {

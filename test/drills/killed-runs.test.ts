@@ -1,0 +1,91 @@
+// Drill: kill -9 a training run at random moments (during a step, a checkpoint write, a
+// metrics append), many times. After every kill the latest checkpoint is complete and
+// loads; `--resume` goes on; the final metrics equal those of an uninterrupted run.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initModel, loadModel } from '../../lib/model/model.js';
+import { CharTokenizer } from '../../lib/tokenizer/char.js';
+import { readJsonl } from '../../lib/rl/files.js';
+import type { StepMetrics } from '../../lib/rl/trainer.js';
+import { mulberry32 } from '../../lib/rl/random.js';
+
+const root = resolve(__dirname, '..', '..');
+const bin = join(root, 'dist', 'cli', 'main.js');
+const tmp = mkdtempSync(join(tmpdir(), 'score-drill-kill-'));
+const modelDir = join(tmp, 'model');
+const data = join(tmp, 'data.jsonl');
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const env = { ...process.env, OMP_NUM_THREADS: '1' };
+
+beforeAll(async () => {
+  const tok = new CharTokenizer(Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join('') + '\n');
+  const m = await initModel(
+    {
+      architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: tok.vocabSize, n_positions: 1024, n_embd: 64, n_layer: 2, n_head: 2,
+      n_inner: null, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new', tie_word_embeddings: true, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
+    },
+    { seed: 2 },
+  );
+  await m.save(modelDir);
+  m.dispose();
+  const hf = tok.toHuggingFace();
+  writeFileSync(join(modelDir, 'tokenizer.json'), JSON.stringify(hf.tokenizer));
+  writeFileSync(join(modelDir, 'tokenizer_config.json'), JSON.stringify(hf.config));
+  // 16 short GSM8K-style problems (short prompts keep the drill fast)
+  const lines = Array.from({ length: 16 }, (_, i) => JSON.stringify({ question: `What is ${i} plus ${i + 1}?`, answer: `${i}+${i + 1}=${2 * i + 1}\n#### ${2 * i + 1}` }));
+  writeFileSync(data, lines.join('\n') + '\n');
+});
+
+const args = (out: string) => [bin, 'train', '--model', modelDir, '--task', 'math', '--prompt', 'plain', '--data', data, '--eval-data', data, '--out', out,
+  '--stage1-steps', '6', '--stage2-steps', '6', '--k', '2', '--prompts-per-step', '4', '--max-new-tokens', '24', '--lr', '1e-3',
+  '--checkpoint-every', '1', '--eval-every', '4', '--eval-limit', '4', '--seed', '3'];
+const timeless = (ms: StepMetrics[]) => ms.map(({ time_s, tokens_per_s, ...m }) => (void time_s, void tokens_per_s, m));
+
+describe('drill: killed runs', () => {
+  it('kill -9 at random moments; every time the latest checkpoint loads and --resume finishes with identical metrics', async () => {
+    const whole = join(tmp, 'whole');
+    const w = spawnSync(process.execPath, args(whole), { env, encoding: 'utf8' });
+    if (w.status !== 0) console.log(w.stderr);
+    expect(w.status, w.stderr).toBe(0);
+    const expected = readJsonl<StepMetrics>(join(whole, 'metrics.jsonl'));
+    expect(expected.length).toBe(12);
+    const stepMs = (expected.reduce((s, m) => s + m.time_s, 0) * 1000) / expected.length;
+
+    const out = join(tmp, 'killed');
+    const rand = mulberry32(12345);
+    let kills = 0, finished = false, attempts = 0;
+    const seenSteps: number[] = [];
+    while (!finished && attempts < 40) {
+      attempts++;
+      const resume = existsSync(join(out, 'run.json'));
+      const child = spawn(process.execPath, resume ? [bin, 'train', '--out', out, '--resume'] : args(out), { env, stdio: 'ignore' });
+      // node start-up is ~300 ms; then kill somewhere within the next few steps
+      const delay = 250 + rand() * (300 + 4 * stepMs);
+      const timer = setTimeout(() => child.kill('SIGKILL'), delay);
+      const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      clearTimeout(timer);
+      if (code === 0) finished = true;
+      else {
+        kills++;
+        // whatever the kill interrupted, the named checkpoint is complete and loads
+        const latestFile = join(out, 'checkpoints', 'latest.json');
+        if (existsSync(latestFile)) {
+          const latest = JSON.parse(readFileSync(latestFile, 'utf8')) as { step: number; dir: string };
+          const dir = join(out, 'checkpoints', latest.dir);
+          for (const f of ['config.json', 'model.safetensors', 'optimizer.safetensors', 'trainer.json', 'tokenizer.json']) expect(existsSync(join(dir, f)), `${latest.dir}/${f}`).toBe(true);
+          const m = await loadModel(dir);
+          m.dispose();
+          seenSteps.push(latest.step);
+        }
+      }
+    }
+    console.log(`killed ${kills} times (checkpoint steps at the kills: ${seenSteps.join(' ')}), finished on attempt ${attempts}`);
+    expect(finished).toBe(true);
+    expect(kills).toBeGreaterThanOrEqual(5);
+    expect(timeless(readJsonl<StepMetrics>(join(out, 'metrics.jsonl')))).toEqual(timeless(expected));
+    expect(readJsonl(join(out, 'evals.jsonl'))).toEqual(readJsonl(join(whole, 'evals.jsonl')));
+  }, 300_000);
+});
