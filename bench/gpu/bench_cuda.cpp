@@ -1,0 +1,188 @@
+// GPU benchmarks of the CUDA backend (run by bench/gpu/check.sh beside the PyTorch
+// peer, bench/gpu/torch_peer.py). Prints "RESULT <key> <value>" lines:
+//  - our bf16 tensor-core GEMM at the gpt2 preset's shapes (TFLOP/s), all three
+//    linear-layer layouts;
+//  - a training step of the gpt2 preset (124M; B x 1024 tokens, bf16 matmuls):
+//    tokens/s and MFU = (6 N + 12 L T C) * tokens/s / peak, N = all parameters
+//    (the tied wte is the lm_head product), peak = the card's dense bf16 peak;
+//  - greedy KV-cache generation at batch 64 and 256 (tokens/s).
+// Usage: bench_cuda [train_batch=8] [prompt=64] [new_tokens=128]
+#include <cuda_runtime_api.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cuda/backend.h"
+#include "cuda/common.h"
+#include "cuda/kernels.h"
+#include "score/params.h"
+#include "score/rng.h"
+
+using namespace score;
+namespace cu = score::cuda;
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+ModelConfig gpt2_124m() {
+  ModelConfig c;
+  c.arch = Arch::GPT2;
+  c.vocab_size = 50257, c.n_layer = 12, c.d_model = 768, c.n_head = 12, c.n_kv_head = 12;
+  c.head_dim = 64, c.d_ff = 3072, c.max_pos = 1024, c.norm_eps = 1e-5;
+  c.qkv_bias = true, c.o_bias = true, c.tie_embeddings = true;
+  return c;
+}
+
+double peak_bf16(const cudaDeviceProp& p) {
+  const std::string n = p.name;
+  if (n.find("H100") != std::string::npos || n.find("H200") != std::string::npos ||
+      n.find("H800") != std::string::npos || n.find("GH200") != std::string::npos)
+    return n.find("PCIe") != std::string::npos ? 756e12 : 989e12;
+  if (n.find("A100") != std::string::npos || n.find("A800") != std::string::npos) return 312e12;
+  return 0;
+}
+
+void bench_gemm() {
+  struct Shape {
+    const char* name;
+    int M, N, K;
+    bool ak, bn;
+  };
+  const int T = 8192;  // B*T rows of a training step
+  const Shape shapes[] = {
+      {"fwd_qkv_8192x2304x768", T, 2304, 768, true, false},
+      {"fwd_fc_8192x3072x768", T, 3072, 768, true, false},
+      {"fwd_proj_8192x768x3072", T, 768, 3072, true, false},
+      {"fwd_lmhead_1335x50257x768", 1335, 50257, 768, true, false},
+      {"bwd_dinp_8192x768x3072", T, 768, 3072, true, true},
+      {"bwd_dw_3072x768x8192", 3072, 768, T, false, true},
+  };
+  for (const Shape& s : shapes) {
+    const size_t na = size_t(s.M) * s.K, nb = size_t(s.K) * s.N, nc = size_t(s.M) * s.N;
+    cu::DeviceBuffer<float> A, B, C;
+    A.ensure(na), B.ensure(nb), C.ensure(nc);
+    SCORE_CUDA_CHECK(cudaMemset(A.get(), 0, na * 4));
+    SCORE_CUDA_CHECK(cudaMemset(B.get(), 0, nb * 4));
+    cu::Gemm g;
+    g.A = A.get(), g.lda = s.ak ? s.K : s.M, g.a_kcontig = s.ak;
+    g.B = B.get(), g.ldb = s.bn ? s.N : s.K, g.b_ncontig = s.bn;
+    g.C = C.get(), g.ldc = s.N, g.M = s.M, g.N = s.N, g.K = s.K;
+    cu::gemm(g, cu::MatmulPrecision::BF16, nullptr);
+    SCORE_CUDA_CHECK(cudaDeviceSynchronize());
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    const int iters = 20;
+    cudaEventRecord(e0);
+    for (int i = 0; i < iters; i++) cu::gemm(g, cu::MatmulPrecision::BF16, nullptr);
+    cudaEventRecord(e1);
+    SCORE_CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    const double tflops = 2.0 * s.M * s.N * s.K * iters / (ms * 1e-3) / 1e12;
+    std::printf("RESULT gemm_%s_tflops %.1f\n", s.name, tflops);
+    std::fflush(stdout);
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+  }
+}
+
+void bench_train(const cudaDeviceProp& prop, int B) {
+  const ModelConfig cfg = gpt2_124m();
+  const int T = 1024;
+  ParamLayout layout(cfg);
+  std::vector<float> params(layout.numel());
+  Rng rng(1);
+  for (const TensorSpec& t : layout.tensors()) {
+    const bool ln_w = t.name.find("ln") != std::string::npos && t.name.back() == 'w';
+    for (size_t i = 0; i < t.numel; i++) params[t.offset + i] = ln_w ? 1.0f : float(0.02 * rng.normal());
+  }
+  auto be = cu::create_backend(cfg, true, cu::Options{});
+  be->set_params(params.data());
+  std::vector<int32_t> tokens(size_t(B) * T), lengths(B, T);
+  for (auto& t : tokens) t = int32_t(rng.next_u64() % cfg.vocab_size);
+  std::vector<float> weight(size_t(B) * (T - 1), 1.0f);
+  TokenBatch batch{tokens.data(), lengths.data(), B, T};
+  TokenLoss loss;
+  loss.weight = weight.data();
+  loss.norm = double(B) * (T - 1);
+  AdamWConfig opt;
+  opt.lr = 1e-4f, opt.weight_decay = 0.1f, opt.max_grad_norm = 1.0f;
+  LossStats st = be->loss_backward(batch, loss);  // warm-up (allocations)
+  be->optimizer_step(opt);
+  const int steps = 6;
+  const double t0 = now();
+  for (int i = 0; i < steps; i++) {
+    st = be->loss_backward(batch, loss);
+    be->optimizer_step(opt);
+  }
+  const double dt = (now() - t0) / steps;
+  const double tok_s = double(B) * T / dt;
+  const double flops_per_token = 6.0 * layout.numel() + 12.0 * cfg.n_layer * T * cfg.d_model;
+  const double peak = peak_bf16(prop);
+  std::printf("RESULT train_batch %d\n", B);
+  std::printf("RESULT train_step_ms %.1f\n", dt * 1e3);
+  std::printf("RESULT train_tokens_per_s %.0f\n", tok_s);
+  std::printf("RESULT train_mfu_percent %.1f\n", peak > 0 ? 100.0 * flops_per_token * tok_s / peak : 0.0);
+  std::printf("RESULT train_loss %.4f\n", st.loss);
+  std::printf("RESULT train_memory_gib %.1f\n", be->memory_bytes() / double(1 << 30));
+  std::fflush(stdout);
+}
+
+void bench_generate(int S, int prompt, int new_tokens) {
+  const ModelConfig cfg = gpt2_124m();
+  ParamLayout layout(cfg);
+  std::vector<float> params(layout.numel());
+  Rng rng(2);
+  for (const TensorSpec& t : layout.tensors()) {
+    const bool ln_w = t.name.find("ln") != std::string::npos && t.name.back() == 'w';
+    for (size_t i = 0; i < t.numel; i++) params[t.offset + i] = ln_w ? 1.0f : float(0.02 * rng.normal());
+  }
+  auto be = cu::create_backend(cfg, false, cu::Options{});
+  be->set_params(params.data());
+  GenerateRequest req;
+  for (int p = 0; p < S; p++) {
+    std::vector<int32_t> pr(prompt);
+    for (auto& t : pr) t = int32_t(rng.next_u64() % cfg.vocab_size);
+    req.prompts.push_back(pr);
+  }
+  req.n = 1, req.max_new_tokens = new_tokens, req.temperature = 0;
+  GenerateRequest warm = req;
+  warm.max_new_tokens = 2;
+  be->generate(warm);
+  const double t0 = now();
+  const GenerateResult r = be->generate(req);
+  const double dt = now() - t0;
+  size_t n = 0;
+  for (const auto& t : r.tokens) n += t.size();
+  std::printf("RESULT gen_b%d_tokens_per_s %.0f\n", S, n / dt);
+  std::printf("RESULT gen_b%d_seconds %.3f\n", S, dt);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int B = argc > 1 ? std::atoi(argv[1]) : 8;
+  const int prompt = argc > 2 ? std::atoi(argv[2]) : 64;
+  const int new_tokens = argc > 3 ? std::atoi(argv[3]) : 128;
+  try {
+    std::printf("device: %s\n", cu::describe_device(0).c_str());
+    cudaDeviceProp prop;
+    SCORE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    std::printf("RESULT peak_bf16_tflops %.0f\n", peak_bf16(prop) / 1e12);
+    bench_gemm();
+    bench_train(prop, B);
+    for (int S : {64, 256}) bench_generate(S, prompt, new_tokens);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_cuda: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The GPU check of the CUDA backend, for a machine with an NVIDIA GPU, the CUDA
+# toolkit, cmake and Python with PyTorch (Node is not needed):
+#   1. builds libscore_cuda, the CUDA tests and the benchmark (-DSCORE_CUDA=on, all cores);
+#   2. runs the CUDA tests (kernels vs CPU twins, whole model vs the CPU backend);
+#   3. runs bench_cuda and the PyTorch peer (torch_peer.py) on the same card;
+#   4. prints a short table LAST.
+# Logs go to $OUT (or /tmp/score-gpu-check). Usage: bash bench/gpu/check.sh [train_batch]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LOGS=${OUT:-/tmp/score-gpu-check}
+mkdir -p "$LOGS"
+BATCH=${1:-8}
+PROMPT=64
+NEW=128
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$LOGS/gpu.txt" || true
+start=$SECONDS
+cmake -S . -B build-gpu -DSCORE_CUDA=on -DCMAKE_BUILD_TYPE=Release > "$LOGS/configure.log" 2>&1
+cmake --build build-gpu -j"$(nproc)" --target score_cuda test_cuda_kernels test_cuda_model bench_cuda \
+  > "$LOGS/build.log" 2>&1 || { tail -n 40 "$LOGS/build.log"; exit 1; }
+echo "build: $((SECONDS - start)) s"
+
+status=0
+for t in test_cuda_kernels test_cuda_model; do
+  if timeout 150 "./build-gpu/$t" > "$LOGS/$t.log" 2>&1; then echo "$t: passed"; else
+    echo "$t: FAILED"; status=1; fi
+  grep -E "^(ok|FAIL)|passed|failed|skipped|  " "$LOGS/$t.log" | head -n 60 || true
+done
+
+timeout 200 ./build-gpu/bench_cuda "$BATCH" "$PROMPT" "$NEW" > "$LOGS/bench.log" 2>&1 || {
+  echo "bench_cuda failed"; tail -n 20 "$LOGS/bench.log"; status=1; }
+timeout 200 python3 bench/gpu/torch_peer.py "$BATCH" "$PROMPT" "$NEW" > "$LOGS/torch.log" 2>&1 || {
+  echo "torch_peer failed"; tail -n 20 "$LOGS/torch.log"; status=1; }
+
+git rev-parse --short HEAD 2>/dev/null > "$LOGS/commit.txt" || echo unknown > "$LOGS/commit.txt"
+python3 - "$LOGS" <<'PY'
+import sys, pathlib
+d = pathlib.Path(sys.argv[1])
+def read(f):
+    r = {}
+    p = d / f
+    if p.exists():
+        for line in p.read_text().splitlines():
+            if line.startswith("RESULT "):
+                _, k, v = line.split(None, 2)
+                r[k.removeprefix("torch_")] = v
+    return r
+ours, torch = read("bench.log"), read("torch.log")
+gpu = (d / "gpu.txt").read_text().strip() if (d / "gpu.txt").exists() else "?"
+rows = [k for k in ours if k.endswith(("tflops", "tokens_per_s", "mfu_percent", "step_ms")) and k != "peak_bf16_tflops"]
+print()
+print(f"GPU: {gpu}   commit: {(d / 'commit.txt').read_text().strip()}   train batch: {ours.get('train_batch', '?')} x 1024")
+print(f"| {'metric':42} | {'score-rl':>10} | {'pytorch':>10} | {'ratio':>6} |")
+print(f"|{'-' * 44}|{'-' * 12}|{'-' * 12}|{'-' * 8}|")
+for k in rows:
+    a, b = ours.get(k), torch.get(k)
+    ratio = ""
+    try:
+        x, y = float(a), float(b)
+        ratio = f"{(y / x if k.endswith('step_ms') else x / y):.2f}" if y else ""
+    except (TypeError, ValueError):
+        pass
+    print(f"| {k:42} | {a or '-':>10} | {b or '-':>10} | {ratio:>6} |")
+PY
+exit $status

@@ -1,0 +1,850 @@
+// The CUDA backend: the transformer of native/cpu/transformer.cpp on the device,
+// step for step (same layer order, same saved activations), with the fused
+// classifier, AdamW and KV-cache generation. float32 master weights, gradients and
+// AdamW moments live on the device; matrix products read bf16 and accumulate in
+// float32 (kernels.h). One CUDA stream per model; several models share a process
+// (no globals). Every CUDA call is checked; a Device error makes the model refuse
+// every later call with the same code (a sticky CUDA error poisons the context).
+#include "cuda/backend.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "cpu/kernels.h"
+#include "cpu/sampling.h"
+#include "cuda/common.h"
+#include "cuda/kernels.h"
+#include "score/errors.h"
+#include "score/rng.h"
+
+namespace score::cuda {
+namespace {
+
+template <typename T>
+void upload(T* dst, const T* src, size_t n, cudaStream_t s) {
+  if (n) SCORE_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyHostToDevice, s));
+}
+template <typename T>
+void download(T* dst, const T* src, size_t n, cudaStream_t s) {
+  if (n) SCORE_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyDeviceToHost, s));
+}
+
+bool ends_with(const std::vector<int32_t>& seq, const std::vector<int32_t>& suffix) {
+  return !suffix.empty() && seq.size() >= suffix.size() &&
+         std::equal(suffix.begin(), suffix.end(), seq.end() - suffix.size());
+}
+
+// The classifier processes at most this many logits per chunk (256 MiB of float):
+// 1335 rows at V = 50257, 441 at V = 151936.
+constexpr size_t kChunkFloats = size_t(64) << 20;
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const ModelConfig& cfg, bool trainable, const Options& opt)
+      : cfg_(cfg), layout_(cfg), trainable_(trainable), opt_(opt) {
+    SCORE_CUDA_CHECK(cudaSetDevice(opt_.device));
+    SCORE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    params_.ensure(layout_.numel());
+    SCORE_CUDA_CHECK(cudaMemsetAsync(params_.get(), 0, params_.bytes(), stream_));
+    if (!cfg_.is_gpt2()) {
+      const size_t half = static_cast<size_t>(cfg_.head_dim / 2), n = cfg_.max_pos * half;
+      std::vector<float> c(n), s(n);
+      cpu::rope_tables(c.data(), s.data(), cfg_.max_pos, cfg_.head_dim, cfg_.rope_theta);
+      upload(rope_cos_.ensure(n), c.data(), n, stream_);
+      upload(rope_sin_.ensure(n), s.data(), n, stream_);
+    }
+    sync();
+  }
+  ~CudaBackend() override {
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda"; }
+
+  std::unique_ptr<Backend> clone(bool trainable) const override {
+    return guarded([&] {
+      auto copy = std::make_unique<CudaBackend>(cfg_, trainable, opt_);
+      SCORE_CUDA_CHECK(cudaMemcpy(copy->params_.get(), params_.get(), params_.bytes(),
+                                  cudaMemcpyDeviceToDevice));
+      return std::unique_ptr<Backend>(std::move(copy));
+    });
+  }
+
+  void set_params(const float* host) override {
+    guarded([&] {
+      upload(params_.get(), host, layout_.numel(), stream_);
+      sync();
+    });
+  }
+  void get_params(float* host) const override {
+    guarded([&] {
+      download(host, params_.get(), layout_.numel(), stream_);
+      sync();
+    });
+  }
+
+  void logprobs(const TokenBatch& batch, float* logp, float* entropy) override {
+    guarded([&] {
+      prepare(batch);
+      const float* hidden = forward(batch.B, batch.T);
+      classify(hidden, nullptr, nullptr, entropy != nullptr);
+      std::vector<float> lp(ntarget_), ent(entropy ? ntarget_ : 0);
+      download(lp.data(), row_logp_.get(), ntarget_, stream_);
+      if (entropy) download(ent.data(), row_ent_.get(), ntarget_, stream_);
+      sync();
+      unpack(batch, lp, logp);
+      if (entropy) unpack(batch, ent, entropy);
+    });
+  }
+
+  LossStats loss_backward(const TokenBatch& batch, const TokenLoss& loss) override {
+    return guarded([&] {
+      SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (no gradients)");
+      ensure_grads();
+      const int B = batch.B, T = batch.T, N = B * T, C = cfg_.d_model;
+      prepare(batch);
+      // The per-token arrays (B, T-1) go to the device once per call.
+      const size_t S = static_cast<size_t>(B) * (T - 1);
+      DeviceTokenLoss dl;
+      dl.rl = loss.rl;
+      dl.k3 = loss.kl == KlEstimator::K3;
+      dl.clip_eps = loss.clip_eps;
+      dl.inv_norm = 1.0 / loss.norm;
+      const float* host[6] = {loss.weight, loss.w_pg, loss.adv, loss.w_kl, loss.ref_logp,
+                              loss.old_logp};
+      const float** dev[6] = {&dl.weight, &dl.w_pg, &dl.adv, &dl.w_kl, &dl.ref_logp, &dl.old_logp};
+      float* arr = loss_arrays_.ensure(6 * std::max<size_t>(S, 1));
+      for (int k = 0; k < 6; k++) {
+        if (!host[k] || (!loss.rl && k > 0)) continue;
+        upload(arr + k * S, host[k], S, stream_);
+        *dev[k] = arr + k * S;
+      }
+      const float* hidden = forward(B, T);
+      float* dhidden = dhidden_.ensure(static_cast<size_t>(N) * C);
+      SCORE_CUDA_CHECK(cudaMemsetAsync(dhidden, 0, sizeof(float) * N * C, stream_));
+      classify(hidden, &dl, dhidden, loss.rl);
+      backward(dhidden);
+
+      // Statistics: per-row terms back to the host, summed in double in row order.
+      const size_t m = ntarget_;
+      std::vector<double> pg(m), kl(m), klr(m), clip(m);
+      std::vector<float> ent(loss.rl ? m : 0);
+      download(pg.data(), row_stats_.get(), m, stream_);
+      download(kl.data(), row_stats_.get() + m, m, stream_);
+      download(klr.data(), row_stats_.get() + 2 * m, m, stream_);
+      download(clip.data(), row_stats_.get() + 3 * m, m, stream_);
+      if (loss.rl) download(ent.data(), row_ent_.get(), m, stream_);
+      sync();
+      LossStats st;
+      double pg_sum = 0, kl_sum = 0, kl_w = 0, clipped_w = 0, ent_w = 0;
+      for (size_t r = 0; r < m; r++) {
+        const double w = loss.weight[slot_[r]];
+        st.tokens++;
+        st.weight_sum += w;
+        pg_sum += pg[r];
+        kl_sum += kl[r];
+        kl_w += klr[r];
+        clipped_w += clip[r];
+        if (loss.rl) ent_w += w * double(ent[r]);
+      }
+      st.pg_loss = pg_sum / loss.norm;
+      st.kl_loss = kl_sum / loss.norm;
+      st.loss = st.pg_loss + st.kl_loss;
+      if (loss.rl && st.weight_sum > 0) {
+        st.entropy_mean = ent_w / st.weight_sum;
+        st.kl_mean = kl_w / st.weight_sum;
+        st.clip_frac = clipped_w / st.weight_sum;
+      }
+      return st;
+    });
+  }
+
+  StepStats optimizer_step(const AdamWConfig& opt) override {
+    return guarded([&] {
+      SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (no gradients)");
+      const size_t n = layout_.numel();
+      ensure_grads();
+      if (!m_.get()) {
+        m_.ensure(n);
+        v_.ensure(n);
+        SCORE_CUDA_CHECK(cudaMemsetAsync(m_.get(), 0, m_.bytes(), stream_));
+        SCORE_CUDA_CHECK(cudaMemsetAsync(v_.get(), 0, v_.bytes(), stream_));
+      }
+      StepStats st;
+      double* d = norm_.ensure(1);
+      SCORE_CUDA_CHECK(cudaMemsetAsync(d, 0, sizeof(double), stream_));
+      sum_squares(d, grads_.get(), n, stream_);
+      double ss = 0;
+      download(&ss, d, 1, stream_);
+      sync();
+      st.grad_norm = std::sqrt(ss);
+      if (!std::isfinite(st.grad_norm)) {
+        // A poisoned step: weights and moments untouched, gradients dropped (as on the CPU).
+        zero_grads_async();
+        sync();
+        st.skipped = true;
+        st.step = step_;
+        return st;
+      }
+      if (opt.max_grad_norm > 0 && st.grad_norm > opt.max_grad_norm)
+        st.clip_scale = opt.max_grad_norm / (st.grad_norm + 1e-6);
+      step_++;
+      for (const TensorSpec& t : layout_.tensors())
+        adamw_update(params_.get() + t.offset, grads_.get() + t.offset, m_.get() + t.offset,
+                     v_.get() + t.offset, t.numel, opt.lr, opt.beta1, opt.beta2, opt.eps,
+                     t.decay ? opt.weight_decay : 0.0f, static_cast<int>(step_),
+                     static_cast<float>(st.clip_scale), stream_);
+      zero_grads_async();
+      sync();
+      st.step = step_;
+      return st;
+    });
+  }
+
+  void zero_grad() override {
+    guarded([&] {
+      zero_grads_async();
+      sync();
+    });
+  }
+
+  int64_t get_optimizer_state(float* m, float* v) const override {
+    return guarded([&] {
+      SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (no optimizer state)");
+      const size_t n = layout_.numel();
+      if (!m_.get()) {
+        std::fill(m, m + n, 0.0f);
+        std::fill(v, v + n, 0.0f);
+      } else {
+        download(m, m_.get(), n, stream_);
+        download(v, v_.get(), n, stream_);
+        sync();
+      }
+      return step_;
+    });
+  }
+
+  void set_optimizer_state(const float* m, const float* v, int64_t step) override {
+    guarded([&] {
+      SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (no optimizer state)");
+      const size_t n = layout_.numel();
+      upload(m_.ensure(n), m, n, stream_);
+      upload(v_.ensure(n), v, n, stream_);
+      sync();
+      step_ = step;
+    });
+  }
+
+  GenerateResult generate(const GenerateRequest& req) override {
+    return guarded([&] { return generate_impl(req); });
+  }
+
+  size_t memory_bytes() const override {
+    size_t n = params_.bytes() + grads_.bytes() + m_.bytes() + v_.bytes() + acts_.bytes() +
+               dhidden_.bytes() + logits_.bytes() + chunk_h_.bytes() + chunk_dh_.bytes() +
+               kv_.bytes() + dec_.bytes();
+    return n;
+  }
+
+ private:
+  // ---- error discipline ----
+  template <typename Fn>
+  auto guarded(Fn&& fn) const -> decltype(fn()) {
+    SCORE_CHECK(broken_.empty(), Device,
+                "the CUDA device failed earlier in this model and it refuses further calls (" +
+                    broken_ + ")");
+    try {
+      return fn();
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::Device) broken_ = e.what();
+      throw;
+    }
+  }
+  void sync() const { SCORE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  void ensure_grads() {
+    if (grads_.get()) return;
+    grads_.ensure(layout_.numel());
+    zero_grads_async();
+  }
+  void zero_grads_async() {
+    if (grads_.get()) SCORE_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
+  }
+  const float* P(size_t off) const { return off == ParamLayout::kNone ? nullptr : params_.get() + off; }
+  float* G(size_t off) { return off == ParamLayout::kNone ? nullptr : grads_.get() + off; }
+
+  // ---- batch preparation: positions, and the rows that have a target ----
+  void prepare(const TokenBatch& b) {
+    const int N = b.B * b.T;
+    std::vector<int32_t> pos(N);
+    target_.clear();
+    rows_.clear();
+    slot_.clear();
+    for (int r = 0; r < b.B; r++)
+      for (int t = 0; t < b.T; t++) {
+        pos[r * b.T + t] = t;
+        if (t + 1 < b.lengths[r]) {
+          rows_.push_back(r * b.T + t);
+          target_.push_back(b.tokens[r * b.T + t + 1]);
+          slot_.push_back(r * (b.T - 1) + t);
+        }
+      }
+    ntarget_ = rows_.size();
+    int32_t* ints = ints_.ensure(2 * static_cast<size_t>(N) + 3 * std::max<size_t>(ntarget_, 1));
+    d_tokens_ = ints;
+    d_pos_ = ints + N;
+    d_rows_ = ints + 2 * N;
+    d_target_ = d_rows_ + ntarget_;
+    d_slot_ = d_target_ + ntarget_;
+    upload(d_tokens_, b.tokens, N, stream_);
+    upload(d_pos_, pos.data(), N, stream_);
+    upload(d_rows_, rows_.data(), ntarget_, stream_);
+    upload(d_target_, target_.data(), ntarget_, stream_);
+    upload(d_slot_, slot_.data(), ntarget_, stream_);
+    const size_t m = std::max<size_t>(ntarget_, 1);
+    row_logp_.ensure(m);
+    row_ent_.ensure(m);
+    row_stats_.ensure(4 * m);
+    // Host copies for unpack.
+    host_rows_ = rows_;
+  }
+  void unpack(const TokenBatch& b, const std::vector<float>& vals, float* out) const {
+    std::fill(out, out + static_cast<size_t>(b.B) * (b.T - 1), 0.0f);
+    for (size_t r = 0; r < ntarget_; r++) out[slot_[r]] = vals[r];
+  }
+
+  // ---- activations: one arena, carved per (B, T) ----
+  struct LayerActs {
+    float *x, *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *xmid, *ln2, *ln2_mean, *ln2_rstd, *h,
+        *act;
+  };
+  void carve(int B, int T) {
+    const size_t N = static_cast<size_t>(B) * T, C = cfg_.d_model, QKV = cfg_.qkv_dim();
+    const size_t Q = cfg_.q_dim(), Fd = cfg_.d_ff, Hf = cfg_.is_gpt2() ? Fd : 2 * Fd;
+    const size_t natt = static_cast<size_t>(B) * cfg_.n_head * T * T;
+    const bool bwd = trainable_;
+    // Offsets in floats, each rounded to 64 floats (256 bytes) for aligned kernels.
+    size_t off = 0;
+    auto take = [&](size_t n) {
+      const size_t at = off;
+      off += (n + 63) / 64 * 64;
+      return at;
+    };
+    std::vector<size_t> lo(cfg_.n_layer * 13);
+    for (int l = 0; l < cfg_.n_layer; l++) {
+      const size_t sizes[13] = {N * C, N * C, N, N, N * QKV, natt, N * Q, N * C, N * C, N, N, N * Hf, N * Fd};
+      for (int k = 0; k < 13; k++) lo[l * 13 + k] = take(sizes[k]);
+    }
+    const size_t o_xfinal = take(N * C), o_lnf = take(N * C), o_lnf_mean = take(N),
+                 o_lnf_rstd = take(N);
+    size_t o_dres = 0, o_dln = 0, o_dqkv = 0, o_datty = 0, o_dh = 0, o_dact = 0, o_datt = 0;
+    if (bwd) {
+      o_dres = take(N * C), o_dln = take(N * C), o_dqkv = take(N * QKV), o_datty = take(N * Q);
+      o_dh = take(N * Hf), o_dact = take(N * Fd), o_datt = take(natt);
+    }
+    float* base = acts_.ensure(off);
+    layers_.resize(cfg_.n_layer);
+    for (int l = 0; l < cfg_.n_layer; l++) {
+      float** f = reinterpret_cast<float**>(&layers_[l]);
+      for (int k = 0; k < 13; k++) f[k] = base + lo[l * 13 + k];
+    }
+    xfinal_ = base + o_xfinal, lnf_ = base + o_lnf, lnf_mean_ = base + o_lnf_mean,
+    lnf_rstd_ = base + o_lnf_rstd;
+    if (bwd) {
+      dres_ = base + o_dres, dln_ = base + o_dln, dqkv_ = base + o_dqkv, datty_ = base + o_datty;
+      dh_ = base + o_dh, dact_ = base + o_dact, datt_ = base + o_datt;
+    }
+  }
+
+  const float* forward(int B, int T) {
+    carve(B, T);
+    B_ = B, T_ = T;
+    const int N = B * T, C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim(), Fd = cfg_.d_ff;
+    const int H = cfg_.n_head, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
+    const bool gpt2 = cfg_.is_gpt2();
+    const double eps = cfg_.norm_eps;
+    const auto pr = opt_.matmul;
+    cudaStream_t s = stream_;
+    embedding_forward(layers_[0].x, d_tokens_, d_pos_, P(layout_.wte), P(layout_.wpe), N, C, s);
+    for (int l = 0; l < cfg_.n_layer; l++) {
+      const LayerOffsets& o = layout_.layers[l];
+      LayerActs& a = layers_[l];
+      float* xout = l + 1 < cfg_.n_layer ? layers_[l + 1].x : xfinal_;
+      if (gpt2)
+        layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, P(o.ln1_w), P(o.ln1_b), N, C, eps, s);
+      else
+        rmsnorm_forward(a.ln1, a.ln1_rstd, a.x, P(o.ln1_w), N, C, eps, s);
+      matmul_forward(a.qkv, a.ln1, P(o.qkv_w), P(o.qkv_b), N, C, QKV, pr, s);
+      if (!gpt2) rope_forward(a.qkv, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
+      attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
+      matmul_forward(a.xmid, a.atty, P(o.attn_o_w), P(o.attn_o_b), N, Q, C, pr, s);
+      add_inplace(a.xmid, a.x, static_cast<size_t>(N) * C, s);
+      if (gpt2) {
+        layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, P(o.ln2_w), P(o.ln2_b), N, C, eps, s);
+        matmul_forward(a.h, a.ln2, P(o.fc_w), P(o.fc_b), N, C, Fd, pr, s);
+        gelu_forward(a.act, a.h, static_cast<size_t>(N) * Fd, s);
+        matmul_forward(xout, a.act, P(o.proj_w), P(o.proj_b), N, Fd, C, pr, s);
+      } else {
+        rmsnorm_forward(a.ln2, a.ln2_rstd, a.xmid, P(o.ln2_w), N, C, eps, s);
+        matmul_forward(a.h, a.ln2, P(o.gate_up_w), nullptr, N, C, 2 * Fd, pr, s);
+        swiglu_forward(a.act, a.h, N, Fd, s);
+        matmul_forward(xout, a.act, P(o.down_w), nullptr, N, Fd, C, pr, s);
+      }
+      add_inplace(xout, a.xmid, static_cast<size_t>(N) * C, s);
+    }
+    if (gpt2)
+      layernorm_forward(lnf_, lnf_mean_, lnf_rstd_, xfinal_, P(layout_.lnf_w), P(layout_.lnf_b), N,
+                        C, eps, s);
+    else
+      rmsnorm_forward(lnf_, lnf_rstd_, xfinal_, P(layout_.lnf_w), N, C, eps, s);
+    return lnf_;
+  }
+
+  void backward(const float* dhidden) {
+    const int B = B_, T = T_, N = B * T, C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim();
+    const int Fd = cfg_.d_ff, H = cfg_.n_head, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
+    const bool gpt2 = cfg_.is_gpt2();
+    const auto pr = opt_.matmul;
+    cudaStream_t s = stream_;
+    auto zero = [&](float* p, size_t n) {
+      SCORE_CUDA_CHECK(cudaMemsetAsync(p, 0, n * sizeof(float), s));
+    };
+    const size_t NC = static_cast<size_t>(N) * C;
+    zero(dres_, NC);
+    if (gpt2)
+      layernorm_backward(dres_, G(layout_.lnf_w), G(layout_.lnf_b), dhidden, xfinal_,
+                         P(layout_.lnf_w), lnf_mean_, lnf_rstd_, N, C, s);
+    else
+      rmsnorm_backward(dres_, G(layout_.lnf_w), dhidden, xfinal_, P(layout_.lnf_w), lnf_rstd_, N,
+                       C, s);
+    for (int l = cfg_.n_layer - 1; l >= 0; l--) {
+      const LayerOffsets& o = layout_.layers[l];
+      LayerActs& a = layers_[l];
+      zero(dact_, static_cast<size_t>(N) * Fd);
+      zero(dln_, NC);
+      if (gpt2) {
+        zero(dh_, static_cast<size_t>(N) * Fd);
+        matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s);
+        gelu_backward(dh_, a.h, dact_, static_cast<size_t>(N) * Fd, s);
+        matmul_backward(dln_, G(o.fc_w), G(o.fc_b), dh_, a.ln2, P(o.fc_w), N, C, Fd, pr, s);
+        layernorm_backward(dres_, G(o.ln2_w), G(o.ln2_b), dln_, a.xmid, P(o.ln2_w), a.ln2_mean,
+                           a.ln2_rstd, N, C, s);
+      } else {
+        zero(dh_, static_cast<size_t>(N) * 2 * Fd);
+        matmul_backward(dact_, G(o.down_w), nullptr, dres_, a.act, P(o.down_w), N, Fd, C, pr, s);
+        swiglu_backward(dh_, a.h, dact_, N, Fd, s);
+        matmul_backward(dln_, G(o.gate_up_w), nullptr, dh_, a.ln2, P(o.gate_up_w), N, C, 2 * Fd,
+                        pr, s);
+        rmsnorm_backward(dres_, G(o.ln2_w), dln_, a.xmid, P(o.ln2_w), a.ln2_rstd, N, C, s);
+      }
+      zero(datty_, static_cast<size_t>(N) * Q);
+      zero(dqkv_, static_cast<size_t>(N) * QKV);
+      zero(dln_, NC);
+      matmul_backward(datty_, G(o.attn_o_w), G(o.attn_o_b), dres_, a.atty, P(o.attn_o_w), N, Q, C,
+                      pr, s);
+      attention_backward(dqkv_, datt_, datty_, a.qkv, a.att, B, T, H, KVH, hd, pr, s);
+      if (!gpt2)
+        rope_backward(dqkv_, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
+      matmul_backward(dln_, G(o.qkv_w), G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C, QKV, pr, s);
+      if (gpt2)
+        layernorm_backward(dres_, G(o.ln1_w), G(o.ln1_b), dln_, a.x, P(o.ln1_w), a.ln1_mean,
+                           a.ln1_rstd, N, C, s);
+      else
+        rmsnorm_backward(dres_, G(o.ln1_w), dln_, a.x, P(o.ln1_w), a.ln1_rstd, N, C, s);
+    }
+    embedding_backward(G(layout_.wte), G(layout_.wpe), dres_, d_tokens_, d_pos_, N, C, s);
+  }
+
+  // The fused classifier over the target rows of the last prepare(): chunks of rows are
+  // gathered, their logits computed, reduced per row (and with a loss turned into dlogits
+  // in place), and backpropagated into dhidden and the lm_head gradient.
+  void classify(const float* hidden, const DeviceTokenLoss* loss, float* dhidden, bool entropy) {
+    const int C = cfg_.d_model, V = cfg_.vocab_size;
+    const size_t total = ntarget_;
+    if (total == 0) return;
+    const int chunk = static_cast<int>(std::min<size_t>(total, std::max<size_t>(64, kChunkFloats / V)));
+    float* logits = logits_.ensure(static_cast<size_t>(chunk) * V);
+    float* h = chunk_h_.ensure(static_cast<size_t>(chunk) * C);
+    float* dh = loss ? chunk_dh_.ensure(static_cast<size_t>(chunk) * C) : nullptr;
+    const float* wlm = P(layout_.lm_head_w);
+    for (size_t r0 = 0; r0 < total; r0 += chunk) {
+      const int m = static_cast<int>(std::min<size_t>(chunk, total - r0));
+      gather_rows(h, hidden, d_rows_ + r0, m, C, stream_);
+      matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_);
+      ClassifierRowOut out;
+      out.logp = row_logp_.get() + r0;
+      out.entropy = entropy ? row_ent_.get() + r0 : nullptr;
+      if (loss) {
+        out.pg = row_stats_.get() + r0;
+        out.kl = row_stats_.get() + total + r0;
+        out.kl_raw = row_stats_.get() + 2 * total + r0;
+        out.clipped = row_stats_.get() + 3 * total + r0;
+      }
+      classifier_rows(logits, d_target_ + r0, d_slot_ + r0, m, V, loss, out, stream_);
+      if (!loss) continue;
+      SCORE_CUDA_CHECK(cudaMemsetAsync(dh, 0, sizeof(float) * m * C, stream_));
+      // dh (m, C) += dlogits @ wlm;  dwlm (V, C) += dlogits^T @ h
+      matmul_backward(dh, G(layout_.lm_head_w), nullptr, logits, h, wlm, m, C, V, opt_.matmul,
+                      stream_);
+      scatter_add_rows(dhidden, dh, d_rows_ + r0, m, C, stream_);
+    }
+  }
+
+  // ---- generation (mirrors cpu::generate) ----
+  struct Decode {
+    float *x, *ln, *mean, *rstd, *qkv, *atty, *xmid, *h, *act;
+  };
+  // Rows r = 0..n-1: token tok[r] of cache slot slot[r] at position pos[r] (device arrays).
+  const float* forward_cached(const int32_t* tok, const int32_t* pos, const int32_t* slot, int n,
+                              int len) {
+    const int C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim(), Fd = cfg_.d_ff;
+    const int H = cfg_.n_head, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
+    const bool gpt2 = cfg_.is_gpt2();
+    const double eps = cfg_.norm_eps;
+    const auto pr = opt_.matmul;
+    cudaStream_t s = stream_;
+    const size_t N = n, Hf = gpt2 ? Fd : 2 * Fd;
+    const size_t sizes[9] = {N * C, N * C, N, N, N * QKV, N * Q, N * C, N * Hf, N * Fd};
+    size_t total = 0;
+    for (size_t z : sizes) total += (z + 63) / 64 * 64;
+    float* base = dec_.ensure(total);
+    Decode d;
+    float** f = reinterpret_cast<float**>(&d);
+    for (int k = 0; k < 9; k++) {
+      f[k] = base;
+      base += (sizes[k] + 63) / 64 * 64;
+    }
+    const size_t per_layer = static_cast<size_t>(kv_slots_) * KVH * len * hd;
+    embedding_forward(d.x, tok, pos, P(layout_.wte), P(layout_.wpe), n, C, s);
+    for (int l = 0; l < cfg_.n_layer; l++) {
+      const LayerOffsets& o = layout_.layers[l];
+      float* kc = kv_.get() + 2 * l * per_layer;
+      float* vc = kc + per_layer;
+      if (gpt2)
+        layernorm_forward(d.ln, d.mean, d.rstd, d.x, P(o.ln1_w), P(o.ln1_b), n, C, eps, s);
+      else
+        rmsnorm_forward(d.ln, d.rstd, d.x, P(o.ln1_w), n, C, eps, s);
+      matmul_forward(d.qkv, d.ln, P(o.qkv_w), P(o.qkv_b), n, C, QKV, pr, s);
+      if (!gpt2) rope_forward(d.qkv, pos, rope_cos_.get(), rope_sin_.get(), n, QKV, H, KVH, hd, s);
+      kv_store(kc, vc, d.qkv, slot, pos, n, QKV, H, KVH, hd, len, s);
+      attention_cached_forward(d.atty, d.qkv, kc, vc, slot, pos, n, QKV, H, KVH, hd, len, s);
+      matmul_forward(d.xmid, d.atty, P(o.attn_o_w), P(o.attn_o_b), n, Q, C, pr, s);
+      add_inplace(d.xmid, d.x, N * C, s);
+      if (gpt2) {
+        layernorm_forward(d.ln, d.mean, d.rstd, d.xmid, P(o.ln2_w), P(o.ln2_b), n, C, eps, s);
+        matmul_forward(d.h, d.ln, P(o.fc_w), P(o.fc_b), n, C, Fd, pr, s);
+        gelu_forward(d.act, d.h, N * Fd, s);
+        matmul_forward(d.x, d.act, P(o.proj_w), P(o.proj_b), n, Fd, C, pr, s);
+      } else {
+        rmsnorm_forward(d.ln, d.rstd, d.xmid, P(o.ln2_w), n, C, eps, s);
+        matmul_forward(d.h, d.ln, P(o.gate_up_w), nullptr, n, C, 2 * Fd, pr, s);
+        swiglu_forward(d.act, d.h, n, Fd, s);
+        matmul_forward(d.x, d.act, P(o.down_w), nullptr, n, Fd, C, pr, s);
+      }
+      add_inplace(d.x, d.xmid, N * C, s);
+    }
+    if (gpt2)
+      layernorm_forward(d.ln, d.mean, d.rstd, d.x, P(layout_.lnf_w), P(layout_.lnf_b), n, C, eps, s);
+    else
+      rmsnorm_forward(d.ln, d.rstd, d.x, P(layout_.lnf_w), n, C, eps, s);
+    return d.ln;
+  }
+
+  GenerateResult generate_impl(const GenerateRequest& req) {
+    const int NP = static_cast<int>(req.prompts.size()), n = req.n, S = NP * n;
+    const int V = cfg_.vocab_size, C = cfg_.d_model, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
+    int longest = 0;
+    for (const auto& p : req.prompts) longest = std::max(longest, static_cast<int>(p.size()));
+    const int len = std::min(cfg_.max_pos, longest + req.max_new_tokens);
+    GenerateResult res;
+    res.kv_cache_bytes = 2 * sizeof(float) * static_cast<size_t>(cfg_.n_layer) * S * KVH * len * hd;
+    SCORE_CHECK(req.memory_budget == 0 || res.kv_cache_bytes <= req.memory_budget, OutOfMemory,
+                "generate: the KV cache for " + std::to_string(S) + " sequences of " +
+                    std::to_string(len) + " positions needs " +
+                    std::to_string(res.kv_cache_bytes >> 20) + " MiB, over the memory budget of " +
+                    std::to_string(req.memory_budget >> 20) + " MiB");
+    kv_slots_ = S;
+    kv_.ensure(res.kv_cache_bytes / sizeof(float));
+    res.tokens.assign(S, {});
+    res.logp.assign(S, {});
+    res.logp_sampling.assign(S, {});
+    res.finish.assign(S, FinishReason::Length);
+
+    cpu::SamplingParams sp;
+    sp.temperature = req.temperature;
+    sp.top_k = req.top_k;
+    sp.top_p = req.top_p;
+    cpu::validate_sampling(sp);
+    const bool greedy = req.temperature == 0;
+    std::vector<Rng> rngs;
+    rngs.reserve(S);
+    for (int r = 0; r < S; r++)
+      rngs.emplace_back(req.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(r));
+    std::vector<cpu::SampleScratch> scratch(static_cast<size_t>(omp_get_max_threads()));
+
+    std::vector<int32_t> tok, pos, slot, pick;  // this step's rows; rows whose hidden is sampled
+    std::vector<int> row_seq;
+    std::vector<float> host_logits;
+    std::vector<int32_t> gtok;
+    std::vector<float> glogp;
+
+    // Device staging of the step's int arrays: tok, pos, slot (n rows), pick (S rows), out token.
+    auto stage = [&](size_t rows) {
+      int32_t* base = gen_ints_.ensure(3 * rows + 2 * static_cast<size_t>(S) + 8);
+      upload(base, tok.data(), rows, stream_);
+      upload(base + rows, pos.data(), rows, stream_);
+      upload(base + 2 * rows, slot.data(), rows, stream_);
+      return base;
+    };
+    auto sample_rows = [&](const float* hidden, int rows) {
+      int32_t* d_pick = gen_ints_.get() + gen_ints_.size() - 2 * S - 8;
+      upload(d_pick, pick.data(), rows, stream_);
+      float* h = chunk_h_.ensure(static_cast<size_t>(rows) * C);
+      float* logits = logits_.ensure(static_cast<size_t>(rows) * V);
+      gather_rows(h, hidden, d_pick, rows, C, stream_);
+      matmul_forward(logits, h, P(layout_.lm_head_w), nullptr, rows, C, V, opt_.matmul, stream_);
+      std::vector<cpu::SampleResult> out(rows);
+      if (greedy) {
+        int32_t* d_tok = d_pick + S;
+        float* d_lp = row_logp_.ensure(rows);
+        greedy_rows(d_tok, d_lp, logits, rows, V, stream_);
+        gtok.resize(rows);
+        glogp.resize(rows);
+        download(gtok.data(), d_tok, rows, stream_);
+        download(glogp.data(), d_lp, rows, stream_);
+        sync();
+        for (int i = 0; i < rows; i++) {
+          SCORE_CHECK(std::isfinite(glogp[i]), InvalidArgument,
+                      "generate: sequence " + std::to_string(row_seq[i]) +
+                          ": logits are not finite (NaN or infinite)");
+          out[i] = {gtok[i], glogp[i], 0.0f};
+        }
+      } else {
+        host_logits.resize(static_cast<size_t>(rows) * V);
+        download(host_logits.data(), logits, host_logits.size(), stream_);
+        sync();
+        // As in cpu::generate: no exception may leave the OpenMP region; the first
+        // error is rethrown with its code.
+        std::vector<std::string> errors(rows);
+        std::vector<ErrorCode> codes(rows, ErrorCode::Internal);
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < rows; i++) {
+          try {
+            out[i] = cpu::sample_row(host_logits.data() + static_cast<size_t>(i) * V, V, sp,
+                                     rngs[row_seq[i]], scratch[omp_get_thread_num()]);
+          } catch (const Error& e) {
+            errors[i] = e.what();
+            codes[i] = e.code();
+          } catch (const std::exception& e) {
+            errors[i] = e.what();
+          }
+        }
+        for (int i = 0; i < rows; i++)
+          if (!errors[i].empty())
+            throw Error(codes[i], "generate: sequence " + std::to_string(row_seq[i]) + ": " + errors[i]);
+      }
+      for (int i = 0; i < rows; i++) {
+        const int r = row_seq[i];
+        res.tokens[r].push_back(out[i].token);
+        res.logp[r].push_back(out[i].logp);
+        res.logp_sampling[r].push_back(out[i].logp_sampling);
+      }
+    };
+
+    // Prefill: every prompt row at once into the slot of its prompt's first sample.
+    for (int p = 0; p < NP; p++)
+      for (int t = 0; t < static_cast<int>(req.prompts[p].size()); t++) {
+        tok.push_back(req.prompts[p][t]);
+        pos.push_back(t);
+        slot.push_back(p * n);
+      }
+    const int rows0 = static_cast<int>(tok.size());
+    int32_t* d = stage(rows0);
+    const float* hidden = forward_cached(d, d + rows0, d + 2 * rows0, rows0, len);
+    pick.assign(S, 0);
+    row_seq.resize(S);
+    const size_t per_layer = static_cast<size_t>(S) * KVH * len * hd;
+    int row = 0;
+    for (int p = 0; p < NP; p++) {
+      row += static_cast<int>(req.prompts[p].size());
+      for (int j = 0; j < n; j++) {
+        pick[p * n + j] = row - 1;
+        row_seq[p * n + j] = p * n + j;
+        if (j == 0) continue;
+        // Share the prompt's cache with sample j (positions 0..len(prompt)-1).
+        const size_t cnt = req.prompts[p].size() * hd;
+        for (int l = 0; l < cfg_.n_layer; l++)
+          for (int kv = 0; kv < 2; kv++)
+            for (int h = 0; h < KVH; h++) {
+              float* layer = kv_.get() + (2 * l + kv) * per_layer;
+              const float* src = layer + (static_cast<size_t>(p * n) * KVH + h) * len * hd;
+              float* dst = layer + (static_cast<size_t>(p * n + j) * KVH + h) * len * hd;
+              SCORE_CUDA_CHECK(cudaMemcpyAsync(dst, src, cnt * sizeof(float),
+                                               cudaMemcpyDeviceToDevice, stream_));
+            }
+      }
+    }
+    sample_rows(hidden, S);
+
+    auto finished = [&](int r) {
+      const auto& out = res.tokens[r];
+      if (req.eos_id >= 0 && out.back() == req.eos_id) {
+        res.finish[r] = FinishReason::Eos;
+        return true;
+      }
+      for (const auto& s : req.stop_sequences)
+        if (ends_with(out, s)) {
+          res.finish[r] = FinishReason::Stop;
+          return true;
+        }
+      const int total = static_cast<int>(req.prompts[r / n].size() + out.size());
+      return static_cast<int>(out.size()) >= req.max_new_tokens || total >= len;
+    };
+    std::vector<int> active;
+    for (int r = 0; r < S; r++)
+      if (!finished(r)) active.push_back(r);
+    int step = 1;
+    if (req.progress) req.progress(step, static_cast<int>(active.size()));
+    while (!active.empty()) {
+      SCORE_CHECK(!(req.cancel && req.cancel->load()), Aborted, "generate: aborted");
+      const int A = static_cast<int>(active.size());
+      tok.resize(A), pos.resize(A), slot.resize(A), row_seq.resize(A), pick.resize(A);
+      for (int i = 0; i < A; i++) {
+        const int r = active[i];
+        tok[i] = res.tokens[r].back();
+        pos[i] = static_cast<int>(req.prompts[r / n].size() + res.tokens[r].size()) - 1;
+        slot[i] = r;
+        row_seq[i] = r;
+        pick[i] = i;
+      }
+      d = stage(A);
+      hidden = forward_cached(d, d + A, d + 2 * A, A, len);
+      sample_rows(hidden, A);
+      std::vector<int> still;
+      for (int r : active)
+        if (!finished(r)) still.push_back(r);
+      active.swap(still);
+      step++;
+      if (req.progress) req.progress(step, static_cast<int>(active.size()));
+    }
+    res.steps = step;
+    return res;
+  }
+
+  ModelConfig cfg_;
+  ParamLayout layout_;
+  bool trainable_;
+  Options opt_;
+  cudaStream_t stream_ = nullptr;
+  mutable std::string broken_;  // non-empty: a device error happened; refuse further calls
+
+  DeviceBuffer<float> params_, grads_, m_, v_;  // (numel) each, ParamLayout order
+  int64_t step_ = 0;
+  DeviceBuffer<float> rope_cos_, rope_sin_;     // (maxT, hd/2)
+  DeviceBuffer<double> norm_;
+
+  // Last forward's batch and activations.
+  int B_ = 0, T_ = 0;
+  DeviceBuffer<float> acts_;
+  std::vector<LayerActs> layers_;
+  float *xfinal_ = nullptr, *lnf_ = nullptr, *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr;
+  float *dres_ = nullptr, *dln_ = nullptr, *dqkv_ = nullptr, *datty_ = nullptr, *dh_ = nullptr,
+        *dact_ = nullptr, *datt_ = nullptr;
+  DeviceBuffer<float> dhidden_, loss_arrays_;
+
+  // Batch bookkeeping (host) and its device copies.
+  std::vector<int32_t> rows_, target_, slot_, host_rows_;
+  size_t ntarget_ = 0;
+  DeviceBuffer<int32_t> ints_;
+  int32_t *d_tokens_ = nullptr, *d_pos_ = nullptr, *d_rows_ = nullptr, *d_target_ = nullptr,
+          *d_slot_ = nullptr;
+
+  // Classifier scratch: (chunk, V) logits, (chunk, C) hidden rows and their gradient,
+  // per-row outputs (targets) and statistics (4 x targets, double).
+  DeviceBuffer<float> logits_, chunk_h_, chunk_dh_, row_logp_, row_ent_;
+  DeviceBuffer<double> row_stats_;
+
+  // Generation: KV cache (L, 2, slots, KVH, len, hd) and decode scratch.
+  DeviceBuffer<float> kv_, dec_;
+  DeviceBuffer<int32_t> gen_ints_;
+  int kv_slots_ = 0;
+};
+
+}  // namespace
+
+std::string describe_device(int index) {
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err == cudaErrorInsufficientDriver || err == cudaErrorNoDevice || count == 0) {
+    cudaGetLastError();  // not sticky; clear it
+    throw Error(ErrorCode::Device,
+                err == cudaErrorInsufficientDriver
+                    ? "no usable NVIDIA driver (the installed driver is missing or older than this "
+                      "build's CUDA runtime)"
+                    : "no CUDA device found");
+  }
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    throw Error(ErrorCode::Device, std::string("CUDA initialisation failed: ") + cudaGetErrorName(err) +
+                                       " (" + cudaGetErrorString(err) + ")");
+  }
+  SCORE_CHECK(index >= 0 && index < count, Device,
+              "CUDA device " + std::to_string(index) + " does not exist (" + std::to_string(count) +
+                  " found)");
+  cudaDeviceProp prop;
+  SCORE_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+  return std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+         ", " + std::to_string(prop.totalGlobalMem >> 30) + " GiB)";
+}
+
+std::unique_ptr<Backend> create_backend(const ModelConfig& cfg, bool trainable, const Options& opt) {
+  const std::string desc = describe_device(opt.device);
+  cudaDeviceProp prop;
+  SCORE_CUDA_CHECK(cudaGetDeviceProperties(&prop, opt.device));
+  SCORE_CHECK(prop.major >= 8, Device,
+              "the CUDA backend needs compute capability 8.0 or newer (bf16 tensor cores); " + desc +
+                  " is sm_" + std::to_string(prop.major) + std::to_string(prop.minor));
+  SCORE_CHECK(cfg.head_dim <= 256, Unsupported, "the CUDA backend supports head_dim up to 256");
+  // Probe that this build has kernels for the device (sm_80 / sm_90 images; newer GPUs
+  // run the sm_90 PTX through the driver's JIT).
+  SCORE_CUDA_CHECK(cudaSetDevice(opt.device));
+  {
+    DeviceBuffer<float> probe;
+    float* p = probe.ensure(1);
+    try {
+      add_inplace(p, p, 1, nullptr);
+      SCORE_CUDA_CHECK(cudaDeviceSynchronize());
+    } catch (const Error& e) {
+      throw Error(ErrorCode::Device, "the CUDA backend was built for sm_80 and sm_90 and cannot run on " +
+                                         desc + ": " + e.what());
+    }
+  }
+  return std::make_unique<CudaBackend>(cfg, trainable, opt);
+}
+
+}  // namespace score::cuda
+
+// The C entry point of libscore_cuda.so (see native/core/backend_loader.cpp): never
+// throws; nullptr and a message when the device cannot be used.
+extern "C" __attribute__((visibility("default"))) score::Backend* score_cuda_create_backend(
+    const score::ModelConfig* cfg, bool trainable, char* err, size_t errlen) {
+  auto fail = [&](const std::string& msg) -> score::Backend* {
+    if (err && errlen) {
+      std::strncpy(err, msg.c_str(), errlen - 1);
+      err[errlen - 1] = '\0';
+    }
+    return nullptr;
+  };
+  try {
+    score::cuda::Options opt;
+    return score::cuda::create_backend(*cfg, trainable, opt).release();
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  } catch (...) {
+    return fail("unknown error while creating the CUDA backend");
+  }
+}

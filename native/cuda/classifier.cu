@@ -1,0 +1,148 @@
+// The row half of the fused classifier (cpu twin: native/cpu/classifier.cpp): the
+// backend computes a chunk of logits (m, V) with the GEMM, then this kernel, one block
+// per row, takes max, sum exp and sum e*z (z = logit - max), the target's log-prob and
+// the entropy, evaluates the per-token loss of score/token_loss.h in double (the same
+// formulas, so the coefficient g = weight * dloss/dlogp / norm is computed here and
+// never crosses to the host), and overwrites the logits with dlogits = g (onehot -
+// softmax). No (N, V) tensor exists: the chunk scratch is reused.
+#include <cmath>
+
+#include "cuda/common.h"
+#include "cuda/kernels.h"
+#include "cuda/reduce.cuh"
+
+namespace score::cuda {
+namespace {
+
+constexpr int kThreads = 512;
+
+struct Terms {
+  double pg, kl, kl_raw, dlogp;
+  bool clipped;
+};
+
+// The device twin of score::token_loss (token_loss.h).
+__device__ Terms token_terms(const DeviceTokenLoss& l, int i, double logp) {
+  Terms r{0, 0, 0, 0, false};
+  if (!l.rl) {
+    r.pg = -logp;
+    r.dlogp = -1;
+    return r;
+  }
+  const double wpg = l.w_pg ? l.w_pg[i] : 0.0, A = l.adv ? l.adv[i] : 0.0;
+  if (wpg != 0 && A != 0) {
+    if (l.clip_eps > 0) {
+      const double ratio = exp(logp - static_cast<double>(l.old_logp[i]));
+      const double rc = fmin(fmax(ratio, 1.0 - l.clip_eps), 1.0 + l.clip_eps);
+      r.clipped = rc * A < ratio * A;
+      r.pg = -wpg * fmin(ratio * A, rc * A);
+      if (!r.clipped) r.dlogp += -wpg * A * ratio;
+    } else {
+      r.pg = -wpg * A * logp;
+      r.dlogp += -wpg * A;
+    }
+  }
+  if (l.ref_logp) {
+    const double wkl = l.w_kl ? l.w_kl[i] : 0.0;
+    const double d = static_cast<double>(l.ref_logp[i]) - logp;
+    r.kl_raw = l.k3 ? exp(d) - d - 1.0 : -d;
+    r.kl = wkl * r.kl_raw;
+    r.dlogp += wkl * (l.k3 ? 1.0 - exp(d) : 1.0);
+  }
+  return r;
+}
+
+__global__ void __launch_bounds__(kThreads)
+    classifier_rows_kernel(float* logits, const int32_t* target, const int32_t* slot, int V,
+                           DeviceTokenLoss loss, bool has_loss, ClassifierRowOut out) {
+  __shared__ float fscratch[32];
+  __shared__ double dscratch[32];
+  __shared__ double g_shared;
+  const int r = blockIdx.x;
+  float* x = logits + static_cast<int64_t>(r) * V;
+  const int t = target[r];
+  float mx = -INFINITY;
+  for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, x[v]);
+  mx = block_max(mx, fscratch);
+  float s = 0.f, sez = 0.f;
+  for (int v = threadIdx.x; v < V; v += blockDim.x) {
+    const float z = x[v] - mx, e = expf(z);
+    s += e;
+    sez += e * z;
+  }
+  const double sum = block_sum(static_cast<double>(s), dscratch);
+  const double sum_ez = block_sum(static_cast<double>(sez), dscratch);
+  const double log_s = log(sum);
+  const double zt = static_cast<double>(x[t]) - mx;
+  const double lp = zt - log_s;
+  if (threadIdx.x == 0) {
+    if (out.logp) out.logp[r] = static_cast<float>(lp);
+    if (out.entropy) out.entropy[r] = static_cast<float>(log_s - sum_ez / sum);
+    double g = 0;
+    if (has_loss) {
+      const int i = slot[r];
+      const double w = loss.weight[i];
+      const Terms tm = token_terms(loss, i, lp);
+      if (out.pg) out.pg[r] = w * tm.pg;
+      if (out.kl) out.kl[r] = w * tm.kl;
+      if (out.kl_raw) out.kl_raw[r] = w * tm.kl_raw;
+      if (out.clipped) out.clipped[r] = tm.clipped ? w : 0.0;
+      g = w * tm.dlogp * loss.inv_norm;
+    }
+    g_shared = g;
+  }
+  if (!has_loss) return;
+  __syncthreads();
+  const double g = g_shared;
+  // -g e / s everywhere; at the target g (s - e_t) / s, in double against cancellation.
+  const float a = static_cast<float>(-g / sum);
+  const double e_t = exp(zt);
+  __syncthreads();  // every thread has read x[t] before it is overwritten
+  for (int v = threadIdx.x; v < V; v += blockDim.x)
+    x[v] = v == t ? static_cast<float>(g * (sum - e_t) / sum) : a * expf(x[v] - mx);
+}
+
+__global__ void gather_rows_kernel(float* dst, const float* src, const int32_t* rows, int m, int C) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<int64_t>(m) * C) return;
+  const int64_t r = idx / C, c = idx % C;
+  dst[idx] = src[static_cast<int64_t>(rows[r]) * C + c];
+}
+
+__global__ void scatter_add_rows_kernel(float* dst, const float* src, const int32_t* rows, int m,
+                                        int C) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<int64_t>(m) * C) return;
+  const int64_t r = idx / C, c = idx % C;
+  dst[static_cast<int64_t>(rows[r]) * C + c] += src[idx];
+}
+
+}  // namespace
+
+void classifier_rows(float* logits, const int32_t* target, const int32_t* slot, int m, int V,
+                     const DeviceTokenLoss* loss, const ClassifierRowOut& out,
+                     cudaStream_t stream) {
+  if (m == 0) return;
+  classifier_rows_kernel<<<m, kThreads, 0, stream>>>(logits, target, slot, V,
+                                                     loss ? *loss : DeviceTokenLoss{},
+                                                     loss != nullptr, out);
+  SCORE_CUDA_LAUNCH_CHECK();
+}
+
+void gather_rows(float* dst, const float* src, const int32_t* rows, int m, int C,
+                 cudaStream_t stream) {
+  const int64_t n = static_cast<int64_t>(m) * C;
+  if (n == 0) return;
+  gather_rows_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(dst, src, rows, m, C);
+  SCORE_CUDA_LAUNCH_CHECK();
+}
+
+void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int m, int C,
+                      cudaStream_t stream) {
+  const int64_t n = static_cast<int64_t>(m) * C;
+  if (n == 0) return;
+  scatter_add_rows_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(dst, src, rows, m, C);
+  SCORE_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace score::cuda

@@ -1,0 +1,223 @@
+// The matrix product of the backend: a tensor-core kernel (bf16 inputs, float32
+// accumulate, wmma 16x16x16) and a float32 SIMT kernel for verification. Both read
+// float32 operands from global memory and take any of the layouts the model needs
+// through two compile-time flags (is A contiguous along k, is B contiguous along n),
+// so the three products of a linear layer (forward, d-input, d-weight) and the
+// attention products all use one kernel without transposing copies.
+//
+// bf16 kernel: a 128x128 block tile, BK = 32, 256 threads = 8 warps in a 2 x 4
+// grid, each warp 64x32 (4 x 2 fragments). Global loads of the next k-tile go into
+// registers while the tensor cores work on the current one (one shared buffer, two
+// barriers per tile). Each operand is staged in shared memory in the layout it has in
+// global memory (row-major fragments for k-contiguous A, column-major otherwise), so
+// that both the global reads and the shared stores stay contiguous. Edges (shapes
+// that are not multiples of the tile) are zero-filled on load and masked on store.
+#include <cuda_bf16.h>
+#include <mma.h>
+
+#include "cuda/common.h"
+#include "cuda/kernels.h"
+
+namespace score::cuda {
+namespace {
+
+using namespace nvcuda;
+
+__device__ __forceinline__ int64_t batch_offset(const BatchStride& b, int z) {
+  return static_cast<int64_t>(z / b.n_inner) * b.outer +
+         static_cast<int64_t>((z % b.n_inner) / b.group) * b.inner;
+}
+
+constexpr int kBM = 128, kBN = 128, kBK = 32, kPad = 8, kThreads = 256;
+
+template <bool AK, bool BN>
+__global__ void __launch_bounds__(kThreads) gemm_bf16_kernel(Gemm g) {
+  // Shared tiles (bf16): A as [i][k] (AK) or [k][i]; B as [k][j] (BN) or [j][k].
+  constexpr int A_LD = AK ? kBK + kPad : kBM + kPad;
+  constexpr int B_LD = BN ? kBN + kPad : kBK + kPad;
+  constexpr int A_ELEMS = AK ? kBM * A_LD : kBK * A_LD;
+  constexpr int B_ELEMS = BN ? kBK * B_LD : kBN * B_LD;
+  constexpr int TILE_BYTES = (A_ELEMS + B_ELEMS) * 2;
+  constexpr int STAGE_BYTES = 8 * 16 * 16 * 4;  // epilogue: one 16x16 float tile per warp
+  __shared__ __align__(128) unsigned char smem[TILE_BYTES > STAGE_BYTES ? TILE_BYTES : STAGE_BYTES];
+  __nv_bfloat16* As = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* Bs = As + A_ELEMS;
+
+  const int z = blockIdx.z;
+  const float* A = g.A + batch_offset(g.ab, z);
+  const float* B = g.B + batch_offset(g.bb, z);
+  float* C = g.C + batch_offset(g.cb, z);
+  const int i0 = blockIdx.y * kBM, j0 = blockIdx.x * kBN;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int wm = warp / 4, wn = warp % 4;  // warp tile origin: (wm*64, wn*32)
+
+  constexpr int PER = kBM * kBK / kThreads;  // 16 elements of each operand per thread
+  float ra[PER], rb[PER];
+  auto load_global = [&](int k0) {
+#pragma unroll
+    for (int e = 0; e < PER; e++) {
+      const int lin = e * kThreads + tid;
+      int i, k;
+      if (AK) i = lin / kBK, k = lin % kBK;
+      else i = lin % kBM, k = lin / kBM;
+      const int gi = i0 + i, gk = k0 + k;
+      ra[e] = (gi < g.M && gk < g.K) ? __ldg(AK ? A + gi * g.lda + gk : A + gk * g.lda + gi) : 0.f;
+      int j;
+      if (BN) k = lin / kBN, j = lin % kBN;
+      else j = lin / kBK, k = lin % kBK;
+      const int gj = j0 + j, gk2 = k0 + k;
+      rb[e] = (gj < g.N && gk2 < g.K) ? __ldg(BN ? B + gk2 * g.ldb + gj : B + gj * g.ldb + gk2) : 0.f;
+    }
+  };
+  auto store_shared = [&]() {
+#pragma unroll
+    for (int e = 0; e < PER; e++) {
+      const int lin = e * kThreads + tid;
+      if (AK) As[(lin / kBK) * A_LD + lin % kBK] = __float2bfloat16(ra[e]);
+      else As[(lin / kBM) * A_LD + lin % kBM] = __float2bfloat16(ra[e]);
+      if (BN) Bs[(lin / kBN) * B_LD + lin % kBN] = __float2bfloat16(rb[e]);
+      else Bs[(lin / kBK) * B_LD + lin % kBK] = __float2bfloat16(rb[e]);
+    }
+  };
+
+  using ALayout = typename std::conditional<AK, wmma::row_major, wmma::col_major>::type;
+  using BLayout = typename std::conditional<BN, wmma::row_major, wmma::col_major>::type;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[4][2];
+#pragma unroll
+  for (int a = 0; a < 4; a++)
+#pragma unroll
+    for (int b = 0; b < 2; b++) wmma::fill_fragment(acc[a][b], 0.0f);
+
+  load_global(0);
+  for (int k0 = 0; k0 < g.K; k0 += kBK) {
+    __syncthreads();  // everyone is done reading the previous tile
+    store_shared();
+    __syncthreads();
+    if (k0 + kBK < g.K) load_global(k0 + kBK);  // in flight during the MMAs below
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, ALayout> fa[4];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, BLayout> fb[2];
+#pragma unroll
+      for (int a = 0; a < 4; a++) {
+        const int i = wm * 64 + a * 16;
+        wmma::load_matrix_sync(fa[a], AK ? As + i * A_LD + kk : As + kk * A_LD + i, A_LD);
+      }
+#pragma unroll
+      for (int b = 0; b < 2; b++) {
+        const int j = wn * 32 + b * 16;
+        wmma::load_matrix_sync(fb[b], BN ? Bs + kk * B_LD + j : Bs + j * B_LD + kk, B_LD);
+      }
+#pragma unroll
+      for (int a = 0; a < 4; a++)
+#pragma unroll
+        for (int b = 0; b < 2; b++) wmma::mma_sync(acc[a][b], fa[a], fb[b], acc[a][b]);
+    }
+  }
+
+  // Epilogue through a per-warp 16x16 staging tile: alpha, bias, accumulate, edge masks.
+  __syncthreads();
+  float* stage = reinterpret_cast<float*>(smem) + warp * 256;
+#pragma unroll
+  for (int a = 0; a < 4; a++)
+#pragma unroll
+    for (int b = 0; b < 2; b++) {
+      wmma::store_matrix_sync(stage, acc[a][b], 16, wmma::mem_row_major);
+      __syncwarp();
+#pragma unroll
+      for (int e = 0; e < 8; e++) {
+        const int idx = e * 32 + lane, r = idx / 16, c = idx % 16;
+        const int gi = i0 + wm * 64 + a * 16 + r, gj = j0 + wn * 32 + b * 16 + c;
+        if (gi < g.M && gj < g.N) {
+          float v = g.alpha * stage[idx];
+          if (g.bias) v += g.bias[gj];
+          float* dst = C + gi * g.ldc + gj;
+          *dst = g.accumulate ? *dst + v : v;
+        }
+      }
+      __syncwarp();
+    }
+}
+
+// float32 SIMT kernel: 64x64 tile, BK = 16, 256 threads with 4x4 outputs each.
+template <bool AK, bool BN>
+__global__ void __launch_bounds__(256) gemm_f32_kernel(Gemm g) {
+  constexpr int BM = 64, BN_ = 64, BK = 16;
+  __shared__ float As[BK][BM + 4], Bs[BK][BN_ + 4];
+  const int z = blockIdx.z;
+  const float* A = g.A + batch_offset(g.ab, z);
+  const float* B = g.B + batch_offset(g.bb, z);
+  float* C = g.C + batch_offset(g.cb, z);
+  const int i0 = blockIdx.y * BM, j0 = blockIdx.x * BN_, tid = threadIdx.x;
+  const int tx = tid % 16, ty = tid / 16;
+  float acc[4][4] = {};
+  for (int k0 = 0; k0 < g.K; k0 += BK) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int lin = e * 256 + tid;
+      int i, k;
+      if (AK) i = lin / BK, k = lin % BK;
+      else i = lin % BM, k = lin / BM;
+      const int gi = i0 + i, gk = k0 + k;
+      As[k][i] = (gi < g.M && gk < g.K) ? (AK ? A[gi * g.lda + gk] : A[gk * g.lda + gi]) : 0.f;
+      int j;
+      if (BN) k = lin / BN_, j = lin % BN_;
+      else j = lin / BK, k = lin % BK;
+      const int gj = j0 + j, gk2 = k0 + k;
+      Bs[k][j] = (gj < g.N && gk2 < g.K) ? (BN ? B[gk2 * g.ldb + gj] : B[gj * g.ldb + gk2]) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < BK; k++) {
+      float a[4], b[4];
+#pragma unroll
+      for (int r = 0; r < 4; r++) a[r] = As[k][ty + 16 * r], b[r] = Bs[k][tx + 16 * r];
+#pragma unroll
+      for (int r = 0; r < 4; r++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < 4; r++)
+#pragma unroll
+    for (int c = 0; c < 4; c++) {
+      const int gi = i0 + ty + 16 * r, gj = j0 + tx + 16 * c;
+      if (gi < g.M && gj < g.N) {
+        float v = g.alpha * acc[r][c];
+        if (g.bias) v += g.bias[gj];
+        float* dst = C + gi * g.ldc + gj;
+        *dst = g.accumulate ? *dst + v : v;
+      }
+    }
+}
+
+template <bool AK, bool BN>
+void launch(const Gemm& g, MatmulPrecision prec, cudaStream_t stream) {
+  if (prec == MatmulPrecision::BF16) {
+    dim3 grid(ceil_div(g.N, kBN), ceil_div(g.M, kBM), g.batch);
+    gemm_bf16_kernel<AK, BN><<<grid, kThreads, 0, stream>>>(g);
+  } else {
+    dim3 grid(ceil_div(g.N, 64), ceil_div(g.M, 64), g.batch);
+    gemm_f32_kernel<AK, BN><<<grid, 256, 0, stream>>>(g);
+  }
+  SCORE_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void gemm(const Gemm& g, MatmulPrecision prec, cudaStream_t stream) {
+  SCORE_CHECK(g.M >= 0 && g.N >= 0 && g.K >= 0 && g.batch >= 1, Internal, "gemm: bad shape");
+  SCORE_CHECK(g.M <= 65535 * kBM, Internal, "gemm: M too large for the grid");
+  if (g.M == 0 || g.N == 0) return;
+  if (g.a_kcontig) {
+    if (g.b_ncontig) launch<true, true>(g, prec, stream);
+    else launch<true, false>(g, prec, stream);
+  } else {
+    if (g.b_ncontig) launch<false, true>(g, prec, stream);
+    else launch<false, false>(g, prec, stream);
+  }
+}
+
+}  // namespace score::cuda

@@ -1,0 +1,144 @@
+// CUDA kernels of the backend: one file per layer (native/cuda/<layer>.cu), the
+// device twins of native/cpu/kernels.h with the same argument order and the same
+// conventions (row-major, N = B*T rows, forward overwrites, backward ADDS into
+// every gradient, nullable gradients). Every pointer is a device pointer and every
+// launcher enqueues on `stream` and checks the launch (score::Error on failure).
+//
+// Precision: activations, gradients and parameters are float32 in device memory;
+// the matrix products read their inputs as bf16 (rounded while staging tiles into
+// shared memory) and accumulate in float32 on the tensor cores. A backend created
+// with fp32 matmuls uses a float32 SIMT GEMM instead (the verification path).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace score::cuda {
+
+// ---- gemm.cu: C (M, N) = alpha * A (M, K) B (K, N) [+ C] [+ bias (N)], batched ----
+// The operand of batch z starts at base + (z / n_inner) * outer + ((z % n_inner) / group) * inner:
+// this covers (batch, head) loops including grouped-query heads (group = H / KVH).
+struct BatchStride {
+  int64_t outer = 0, inner = 0;
+  int n_inner = 1, group = 1;
+};
+struct Gemm {
+  // A element (i, k) is A[i*lda + k] when a_kcontig, else A[k*lda + i].
+  const float* A = nullptr;
+  int64_t lda = 0;
+  bool a_kcontig = true;
+  BatchStride ab;
+  // B element (k, j) is B[k*ldb + j] when b_ncontig, else B[j*ldb + k].
+  const float* B = nullptr;
+  int64_t ldb = 0;
+  bool b_ncontig = true;
+  BatchStride bb;
+  float* C = nullptr;  // C element (i, j) is C[i*ldc + j]
+  int64_t ldc = 0;
+  BatchStride cb;
+  const float* bias = nullptr;  // (N), nullable
+  int M = 0, N = 0, K = 0, batch = 1;
+  float alpha = 1.0f;
+  bool accumulate = false;  // C += product instead of C = product
+};
+enum class MatmulPrecision { BF16, FP32 };
+void gemm(const Gemm& g, MatmulPrecision prec, cudaStream_t stream);
+
+// ---- matmul.cu: a linear layer, weight (OC, IC) (cpu: matmul_forward / matmul_backward) ----
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
+                    int IC, int OC, MatmulPrecision prec, cudaStream_t stream);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int N, int IC, int OC, MatmulPrecision prec,
+                     cudaStream_t stream);
+
+// ---- embedding.cu ----
+void embedding_forward(float* out, const int32_t* tokens, const int32_t* pos, const float* wte,
+                       const float* wpe, int N, int C, cudaStream_t stream);
+void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
+                        const int32_t* pos, int N, int C, cudaStream_t stream);
+
+// ---- layernorm.cu / rmsnorm.cu ----
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
+                       const float* b, int N, int C, double eps, cudaStream_t stream);
+void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                        const float* w, const float* mean, const float* rstd, int N, int C,
+                        cudaStream_t stream);
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C,
+                     double eps, cudaStream_t stream);
+void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
+                      const float* rstd, int N, int C, cudaStream_t stream);
+
+// ---- rope.cu: tables (maxT, hd/2) come from cpu::rope_tables (bit-identical angles) ----
+void rope_forward(float* qkv, const int32_t* pos, const float* cos, const float* sin, int N,
+                  int QKV, int H, int KVH, int hd, cudaStream_t stream);
+void rope_backward(float* dqkv, const int32_t* pos, const float* cos, const float* sin, int N,
+                   int QKV, int H, int KVH, int hd, cudaStream_t stream);
+
+// ---- attention.cu: causal GQA attention, materialising (B, H, T, T) probabilities ----
+// dscratch (B, H, T, T) is backward workspace.
+void attention_forward(float* out, float* att, const float* qkv, int B, int T, int H, int KVH,
+                       int hd, MatmulPrecision prec, cudaStream_t stream);
+void attention_backward(float* dqkv, float* dscratch, const float* dout, const float* qkv,
+                        const float* att, int B, int T, int H, int KVH, int hd,
+                        MatmulPrecision prec, cudaStream_t stream);
+
+// ---- attention_cached.cu: rows against a KV cache (slots, KVH, len, hd) ----
+void kv_store(float* kcache, float* vcache, const float* qkv, const int32_t* slot,
+              const int32_t* pos, int N, int QKV, int H, int KVH, int hd, int len,
+              cudaStream_t stream);
+void attention_cached_forward(float* out, const float* qkv, const float* kcache,
+                              const float* vcache, const int32_t* slot, const int32_t* pos, int N,
+                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream);
+
+// ---- activations.cu: GELU-tanh, SwiGLU, residual add ----
+void gelu_forward(float* out, const float* inp, size_t n, cudaStream_t stream);
+void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n, cudaStream_t stream);
+void swiglu_forward(float* out, const float* inp, int N, int Fd, cudaStream_t stream);
+void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int Fd,
+                     cudaStream_t stream);
+void add_inplace(float* y, const float* x, size_t n, cudaStream_t stream);  // y += x
+
+// ---- classifier.cu: per-row log-softmax statistics and the fused loss gradient ----
+// The per-token loss of score/token_loss.h, evaluated on the device. Arrays are
+// indexed by a row's loss slot (nullable as in TokenLoss).
+struct DeviceTokenLoss {
+  bool rl = false;
+  const float *weight = nullptr, *w_pg = nullptr, *adv = nullptr, *w_kl = nullptr,
+              *ref_logp = nullptr, *old_logp = nullptr;
+  bool k3 = false;
+  double clip_eps = 0, inv_norm = 1;
+};
+// Per-row outputs of one classifier chunk (m rows); each nullable.
+struct ClassifierRowOut {
+  float* logp = nullptr;     // (m)
+  float* entropy = nullptr;  // (m)
+  // With a loss: per-row weighted terms for the statistics (double for the sums).
+  double* pg = nullptr;      // weight * pg
+  double* kl = nullptr;      // weight * w_kl * KL
+  double* kl_raw = nullptr;  // weight * KL
+  double* clipped = nullptr; // weight if clipped
+};
+// logits (m, V) in place: statistics per row, then (with loss) dlogits = g (onehot - softmax)
+// where g = weight * dloss/dlogp * inv_norm; target (m), slot (m) loss index per row.
+void classifier_rows(float* logits, const int32_t* target, const int32_t* slot, int m, int V,
+                     const DeviceTokenLoss* loss, const ClassifierRowOut& out, cudaStream_t stream);
+// Row gather / scatter-add between (N, C) and a (m, C) chunk.
+void gather_rows(float* dst, const float* src, const int32_t* rows, int m, int C,
+                 cudaStream_t stream);
+void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int m, int C,
+                      cudaStream_t stream);
+
+// ---- sampling.cu: greedy decoding on the device ----
+// token = argmax (lowest index on ties), logp = log_softmax[token]; logits (m, V).
+void greedy_rows(int32_t* token, float* logp, const float* logits, int m, int V,
+                 cudaStream_t stream);
+
+// ---- adamw.cu ----
+// *out (one double on the device) += sum of squares of x (n).
+void sum_squares(double* out, const float* x, size_t n, cudaStream_t stream);
+void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, int t,
+                  float grad_scale, cudaStream_t stream);
+
+}  // namespace score::cuda

@@ -1,0 +1,420 @@
+// CUDA kernels against their CPU twins (native/cpu/*) on fresh random inputs
+// (the seed is printed). Skipped, with the reason printed, when the build has no
+// CUDA backend or the machine no usable GPU. Tolerances are written at each check:
+//  - float32 paths: the same formula in float on both sides, different summation
+//    order (warp trees, atomics) => |err| <= 1e-5 abs + 1e-4 rel, looser only where
+//    a sum of many terms is compared (stated there);
+//  - bf16 GEMM: inputs rounded to bf16 (relative error <= 2^-9 each, so a product
+//    term errs by <= 2^-8 |a||b|), float32 accumulation => against float32 on
+//    unrounded inputs |err| <= 2^-8 sum_k |a_ik b_kj| (+ accumulation slack); against
+//    the host product of the same bf16-rounded inputs it is a float32 comparison.
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "check.h"
+
+#ifndef SCORE_HAVE_CUDA
+int main() {
+  std::printf("skipped: this build has no CUDA backend (nvcc not found or SCORE_CUDA=off)\n");
+  return 0;
+}
+#else
+#include <cuda_runtime_api.h>
+
+#include <array>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cpu/kernels.h"
+#include "cuda/kernels.h"
+#include "score/errors.h"
+#include "score/rng.h"
+#include "score/token_loss.h"
+
+using namespace score;
+namespace cu = score::cuda;
+
+namespace {
+
+uint64_t g_seed = 0;
+
+template <typename T>
+struct Dev {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit Dev(size_t n_) : n(n_) {
+    if (cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)) != cudaSuccess)
+      throw Error(ErrorCode::Device, "cudaMalloc failed in the test");
+  }
+  explicit Dev(const std::vector<T>& h) : Dev(h.size()) { up(h); }
+  ~Dev() { cudaFree(p); }
+  void up(const std::vector<T>& h) { cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice); }
+  std::vector<T> down() const {
+    std::vector<T> h(n);
+    cudaDeviceSynchronize();
+    cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
+    return h;
+  }
+};
+
+std::vector<float> randn(size_t n, Rng& rng, double s = 1.0) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(s * rng.normal());
+  return v;
+}
+std::vector<int32_t> randint(size_t n, int hi, Rng& rng) {
+  std::vector<int32_t> v(n);
+  for (auto& x : v) x = static_cast<int32_t>(rng.next_u64() % hi);
+  return v;
+}
+float bf16_round(float x) {  // round to nearest even, as __float2bfloat16
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u += 0x7fff + ((u >> 16) & 1);
+  u &= 0xffff0000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+std::vector<float> rounded(const std::vector<float>& v) {
+  std::vector<float> r(v);
+  for (auto& x : r) x = bf16_round(x);
+  return r;
+}
+
+// max over i of |a - b| / (atol + rtol |b|): <= 1 passes.
+double worst(const std::vector<float>& a, const std::vector<float>& b, double atol, double rtol) {
+  double w = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    const double e = std::fabs(double(a[i]) - b[i]) / (atol + rtol * std::fabs(double(b[i])));
+    if (!(e <= w)) w = std::isnan(e) ? 1e30 : e;
+  }
+  return w;
+}
+#define CHECK_ALL(a, b, atol, rtol)                                                          \
+  do {                                                                                       \
+    const double w_ = worst((a), (b), (atol), (rtol));                                       \
+    if (!(w_ <= 1.0)) {                                                                      \
+      std::fprintf(stderr, "  %s:%d: %s vs %s: worst error %.3g x tolerance\n", __FILE__,    \
+                   __LINE__, #a, #b, w_);                                                    \
+      score_test::failures()++;                                                              \
+    }                                                                                        \
+  } while (0)
+
+// A linear layer in all three forms on shapes that are not multiples of the tile.
+void check_linear(cu::MatmulPrecision prec) {
+  Rng rng(g_seed + 1);
+  for (auto [N, IC, OC] : {std::array<int, 3>{67, 95, 133}, {130, 64, 257}, {1, 300, 17}}) {
+    const auto x = randn(size_t(N) * IC, rng), w = randn(size_t(OC) * IC, rng), b = randn(OC, rng);
+    const auto dout = randn(size_t(N) * OC, rng);
+    const bool bf = prec == cu::MatmulPrecision::BF16;
+    // Reference on the inputs the kernel actually multiplies (bf16-rounded in bf16 mode).
+    const auto xr = bf ? rounded(x) : x, wr = bf ? rounded(w) : w, dr = bf ? rounded(dout) : dout;
+    std::vector<float> out(size_t(N) * OC), dx(size_t(N) * IC, 0.f), dw(size_t(OC) * IC, 0.f),
+        db(OC, 0.f);
+    cpu::matmul_forward<float>(out.data(), xr.data(), wr.data(), b.data(), N, IC, OC);
+    cpu::matmul_backward<float>(dx.data(), dw.data(), nullptr, dr.data(), xr.data(), wr.data(), N, IC, OC);
+    cpu::matmul_backward<float>(nullptr, nullptr, db.data(), dout.data(), x.data(), w.data(), N, IC, OC);
+    Dev<float> dX(x), dW(w), dB(b), dO(size_t(N) * OC), dD(dout);
+    Dev<float> gX(std::vector<float>(size_t(N) * IC, 0.f)), gW(std::vector<float>(size_t(OC) * IC, 0.f)),
+        gB(std::vector<float>(OC, 0.f));
+    cu::matmul_forward(dO.p, dX.p, dW.p, dB.p, N, IC, OC, prec, nullptr);
+    cu::matmul_backward(gX.p, gW.p, gB.p, dD.p, dX.p, dW.p, N, IC, OC, prec, nullptr);
+    // Same inputs, float32 accumulation in another order: sums of K ~ 100 terms of
+    // size ~1 => 1e-4 abs + 1e-4 rel.
+    CHECK_ALL(dO.down(), out, 1e-4, 1e-4);
+    CHECK_ALL(gX.down(), dx, 1e-4, 1e-4);
+    CHECK_ALL(gW.down(), dw, 1e-4, 1e-4);
+    CHECK_ALL(gB.down(), db, 1e-4, 1e-4);
+    if (bf) {
+      // Against float32 on the unrounded inputs: 2^-8 sum_k |x||w| ~ 2^-8 * 0.8 K.
+      std::vector<float> exact(size_t(N) * OC);
+      cpu::matmul_forward<float>(exact.data(), x.data(), w.data(), b.data(), N, IC, OC);
+      CHECK_ALL(dO.down(), exact, 0.8 * IC / 256.0, 0.0);
+    }
+  }
+}
+
+}  // namespace
+
+TEST(linear_bf16_tensor_cores) { check_linear(cu::MatmulPrecision::BF16); }
+TEST(linear_fp32) { check_linear(cu::MatmulPrecision::FP32); }
+
+TEST(embedding) {
+  Rng rng(g_seed + 2);
+  const int N = 77, C = 96, V = 50, maxT = 40;
+  const auto wte = randn(size_t(V) * C, rng), wpe = randn(size_t(maxT) * C, rng);
+  const auto tok = randint(N, V, rng), pos = randint(N, maxT, rng);
+  const auto dout = randn(size_t(N) * C, rng);
+  std::vector<float> out(size_t(N) * C), dwte(wte.size(), 0.f), dwpe(wpe.size(), 0.f);
+  cpu::embedding_forward<float>(out.data(), tok.data(), pos.data(), wte.data(), wpe.data(), N, C);
+  cpu::embedding_backward<float>(dwte.data(), dwpe.data(), dout.data(), tok.data(), pos.data(), N, C);
+  Dev<float> dwteD(wte), dwpeD(wpe), o(out.size()), d(dout), g1(std::vector<float>(wte.size(), 0.f)),
+      g2(std::vector<float>(wpe.size(), 0.f));
+  Dev<int32_t> t(tok), p(pos);
+  cu::embedding_forward(o.p, t.p, p.p, dwteD.p, dwpeD.p, N, C, nullptr);
+  cu::embedding_backward(g1.p, g2.p, d.p, t.p, p.p, N, C, nullptr);
+  CHECK_ALL(o.down(), out, 0.0, 0.0);  // one float add: exact
+  CHECK_ALL(g1.down(), dwte, 1e-5, 1e-5);  // atomics: order of a few adds
+  CHECK_ALL(g2.down(), dwpe, 1e-5, 1e-5);
+}
+
+TEST(layernorm_and_rmsnorm) {
+  Rng rng(g_seed + 3);
+  for (int C : {96, 771}) {
+    const int N = 45;
+    const auto x = randn(size_t(N) * C, rng, 2.0), w = randn(C, rng), b = randn(C, rng);
+    const auto dout = randn(size_t(N) * C, rng);
+    std::vector<float> out(x.size()), mean(N), rstd(N), dx(x.size(), 0.f), dw(C, 0.f), db(C, 0.f);
+    cpu::layernorm_forward<float>(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-5);
+    cpu::layernorm_backward<float>(dx.data(), dw.data(), db.data(), dout.data(), x.data(), w.data(),
+                                   mean.data(), rstd.data(), N, C);
+    Dev<float> X(x), W(w), Bb(b), O(x.size()), M(N), R(N), D(dout), GX(std::vector<float>(x.size(), 0.f)),
+        GW(std::vector<float>(C, 0.f)), GB(std::vector<float>(C, 0.f));
+    cu::layernorm_forward(O.p, M.p, R.p, X.p, W.p, Bb.p, N, C, 1e-5, nullptr);
+    cu::layernorm_backward(GX.p, GW.p, GB.p, D.p, X.p, W.p, M.p, R.p, N, C, nullptr);
+    // float32 row sums of C terms (the CPU sums in double): 1e-5 abs + 1e-4 rel.
+    CHECK_ALL(O.down(), out, 1e-5, 1e-4);
+    CHECK_ALL(R.down(), rstd, 1e-6, 1e-5);
+    CHECK_ALL(GX.down(), dx, 1e-5, 1e-4);
+    CHECK_ALL(GW.down(), dw, 1e-4, 1e-4);  // sums over N rows in a different order
+    CHECK_ALL(GB.down(), db, 1e-4, 1e-4);
+
+    std::vector<float> rout(x.size()), rr(N), rdx(x.size(), 0.f), rdw(C, 0.f);
+    cpu::rmsnorm_forward<float>(rout.data(), rr.data(), x.data(), w.data(), N, C, 1e-5);
+    cpu::rmsnorm_backward<float>(rdx.data(), rdw.data(), dout.data(), x.data(), w.data(), rr.data(), N, C);
+    Dev<float> RO(x.size()), RR(N), RGX(std::vector<float>(x.size(), 0.f)), RGW(std::vector<float>(C, 0.f));
+    cu::rmsnorm_forward(RO.p, RR.p, X.p, W.p, N, C, 1e-5, nullptr);
+    cu::rmsnorm_backward(RGX.p, RGW.p, D.p, X.p, W.p, RR.p, N, C, nullptr);
+    CHECK_ALL(RO.down(), rout, 1e-5, 1e-4);
+    CHECK_ALL(RGX.down(), rdx, 1e-5, 1e-4);
+    CHECK_ALL(RGW.down(), rdw, 1e-4, 1e-4);
+  }
+}
+
+TEST(rope) {
+  Rng rng(g_seed + 4);
+  const int N = 33, H = 4, KVH = 2, hd = 16, QKV = (H + 2 * KVH) * hd, maxT = 64;
+  std::vector<float> cs(maxT * hd / 2), sn(maxT * hd / 2);
+  cpu::rope_tables(cs.data(), sn.data(), maxT, hd, 10000.0);
+  const auto qkv = randn(size_t(N) * QKV, rng);
+  const auto pos = randint(N, maxT, rng);
+  auto f = qkv, b = qkv;
+  cpu::rope_forward<float>(f.data(), pos.data(), cs.data(), sn.data(), N, QKV, H, KVH, hd);
+  cpu::rope_backward<float>(b.data(), pos.data(), cs.data(), sn.data(), N, QKV, H, KVH, hd);
+  Dev<float> F(qkv), Bk(qkv), CS(cs), SN(sn);
+  Dev<int32_t> P(pos);
+  cu::rope_forward(F.p, P.p, CS.p, SN.p, N, QKV, H, KVH, hd, nullptr);
+  cu::rope_backward(Bk.p, P.p, CS.p, SN.p, N, QKV, H, KVH, hd, nullptr);
+  CHECK_ALL(F.down(), f, 1e-6, 1e-6);  // two products and a sum per element
+  CHECK_ALL(Bk.down(), b, 1e-6, 1e-6);
+}
+
+TEST(gelu_swiglu_residual) {
+  Rng rng(g_seed + 5);
+  const int N = 37, Fd = 101;
+  const auto x = randn(size_t(N) * 2 * Fd, rng, 2.0), d = randn(size_t(N) * 2 * Fd, rng);
+  std::vector<float> go(x.size()), gd(x.size(), 0.f), so(size_t(N) * Fd), sd(x.size(), 0.f);
+  cpu::gelu_forward<float>(go.data(), x.data(), x.size());
+  cpu::gelu_backward<float>(gd.data(), x.data(), d.data(), x.size());
+  cpu::swiglu_forward<float>(so.data(), x.data(), N, Fd);
+  cpu::swiglu_backward<float>(sd.data(), x.data(), d.data(), N, Fd);
+  Dev<float> X(x), D(d), GO(x.size()), GD(std::vector<float>(x.size(), 0.f)), SO(so.size()),
+      SD(std::vector<float>(x.size(), 0.f));
+  cu::gelu_forward(GO.p, X.p, x.size(), nullptr);
+  cu::gelu_backward(GD.p, X.p, D.p, x.size(), nullptr);
+  cu::swiglu_forward(SO.p, X.p, N, Fd, nullptr);
+  cu::swiglu_backward(SD.p, X.p, D.p, N, Fd, nullptr);
+  // expf (CUDA, <= 2 ulp) vs the CPU's vectorised exp (<= 2 ulp): a few float ulps.
+  CHECK_ALL(GO.down(), go, 1e-6, 1e-5);
+  CHECK_ALL(GD.down(), gd, 1e-6, 1e-5);
+  CHECK_ALL(SO.down(), so, 1e-6, 1e-5);
+  CHECK_ALL(SD.down(), sd, 1e-6, 1e-5);
+  std::vector<float> y = randn(x.size(), rng), yy = y;
+  for (size_t i = 0; i < y.size(); i++) yy[i] += x[i];
+  Dev<float> Y(y);
+  cu::add_inplace(Y.p, X.p, x.size(), nullptr);
+  CHECK_ALL(Y.down(), yy, 0.0, 0.0);
+}
+
+static void check_attention(int B, int T, int H, int KVH, int hd, cu::MatmulPrecision prec,
+                            double atol, double rtol) {
+  Rng rng(g_seed + 6 + T);
+  const int QKV = (H + 2 * KVH) * hd, Q = H * hd;
+  const auto qkv = randn(size_t(B) * T * QKV, rng), dout = randn(size_t(B) * T * Q, rng);
+  std::vector<float> out(size_t(B) * T * Q), att(size_t(B) * H * T * T), dqkv(qkv.size(), 0.f);
+  cpu::attention_forward<float>(out.data(), att.data(), qkv.data(), B, T, H, KVH, hd);
+  cpu::attention_backward<float>(dqkv.data(), dout.data(), qkv.data(), att.data(), B, T, H, KVH, hd);
+  Dev<float> X(qkv), O(out.size()), A(att.size()), D(dout), S(att.size()),
+      G(std::vector<float>(qkv.size(), 0.f));
+  cu::attention_forward(O.p, A.p, X.p, B, T, H, KVH, hd, prec, nullptr);
+  cu::attention_backward(G.p, S.p, D.p, X.p, A.p, B, T, H, KVH, hd, prec, nullptr);
+  CHECK_ALL(O.down(), out, atol, rtol);
+  CHECK_ALL(A.down(), att, atol, rtol);
+  CHECK_ALL(G.down(), dqkv, atol, rtol);
+}
+// float32: sums of <= T products of O(1) terms in another order: 1e-5 abs + 1e-4 rel.
+TEST(attention_fp32_gqa) { check_attention(2, 37, 4, 2, 8, cu::MatmulPrecision::FP32, 1e-5, 1e-4); }
+TEST(attention_fp32_mha_long) { check_attention(1, 150, 3, 3, 32, cu::MatmulPrecision::FP32, 1e-5, 1e-4); }
+// bf16: q.k over hd = 32 with 2^-8 relative error per term on N(0,1) inputs gives
+// score errors ~ 2^-8 sqrt(hd) / sqrt(hd) ~ 4e-3 after the 1/sqrt(hd) scale; the
+// probabilities and the outputs inherit ~1e-2; gradients twice that.
+TEST(attention_bf16) { check_attention(2, 70, 4, 1, 32, cu::MatmulPrecision::BF16, 3e-2, 3e-2); }
+
+TEST(attention_cached) {
+  Rng rng(g_seed + 7);
+  const int H = 4, KVH = 2, hd = 40, QKV = (H + 2 * KVH) * hd, slots = 3, len = 75, N = 9;
+  const auto qkv = randn(size_t(N) * QKV, rng);
+  const auto kc = randn(size_t(slots) * KVH * len * hd, rng), vc = randn(kc.size(), rng);
+  const auto slot = randint(N, slots, rng), pos = randint(N, len, rng);
+  std::vector<float> out(size_t(N) * H * hd);
+  cpu::attention_cached_forward<float>(out.data(), qkv.data(), kc.data(), vc.data(), slot.data(),
+                                       pos.data(), N, QKV, H, KVH, hd, len);
+  Dev<float> X(qkv), K(kc), Vv(vc), O(out.size());
+  Dev<int32_t> S(slot), P(pos);
+  cu::attention_cached_forward(O.p, X.p, K.p, Vv.p, S.p, P.p, N, QKV, H, KVH, hd, len, nullptr);
+  CHECK_ALL(O.down(), out, 1e-5, 1e-4);  // online vs two-pass softmax, float32
+  // kv_store: row r's k/v land at (slot, head, pos).
+  Dev<float> K2(std::vector<float>(kc.size(), 0.f)), V2(std::vector<float>(kc.size(), 0.f));
+  const std::vector<int32_t> s1 = {2}, p1 = {11};
+  Dev<int32_t> S1(s1), P1(p1);
+  cu::kv_store(K2.p, V2.p, X.p, S1.p, P1.p, 1, QKV, H, KVH, hd, len, nullptr);
+  const auto k2 = K2.down(), v2 = V2.down();
+  for (int h = 0; h < KVH; h++)
+    for (int d = 0; d < hd; d++) {
+      const size_t at = ((size_t(2) * KVH + h) * len + 11) * hd + d;
+      CHECK(k2[at] == qkv[H * hd + h * hd + d]);
+      CHECK(v2[at] == qkv[(H + KVH) * hd + h * hd + d]);
+    }
+}
+
+TEST(classifier_rows_rl_loss) {
+  Rng rng(g_seed + 8);
+  const int m = 23, V = 3001;
+  const auto logits = randn(size_t(m) * V, rng, 3.0);
+  const auto target = randint(m, V, rng);
+  std::vector<int32_t> slot(m);
+  for (int r = 0; r < m; r++) slot[r] = 2 * r + 1;  // loss arrays are indexed by slot
+  const size_t S = 2 * m + 2;
+  std::vector<float> w(S), wpg(S), adv(S), wkl(S), ref(S), old(S);
+  for (size_t i = 0; i < S; i++) {
+    w[i] = float(0.5 + rng.uniform()), wpg[i] = float(rng.uniform()), adv[i] = float(rng.normal());
+    wkl[i] = float(0.1 * rng.uniform()), ref[i] = float(-8 - rng.uniform()), old[i] = float(-8 - rng.uniform());
+  }
+  for (bool k3 : {false, true})
+    for (double clip : {0.0, 0.2}) {
+      TokenLoss tl;
+      tl.rl = true, tl.weight = w.data(), tl.w_pg = wpg.data(), tl.adv = adv.data(), tl.w_kl = wkl.data();
+      tl.ref_logp = ref.data(), tl.old_logp = old.data(), tl.kl = k3 ? KlEstimator::K3 : KlEstimator::K1;
+      tl.clip_eps = clip, tl.norm = 7.0;
+      // Host reference in double.
+      std::vector<float> lp(m), ent(m), dl(size_t(m) * V);
+      std::vector<float> pg(m);
+      for (int r = 0; r < m; r++) {
+        const float* x = logits.data() + size_t(r) * V;
+        double mx = -1e30, s = 0, sez = 0;
+        for (int v = 0; v < V; v++) mx = std::max(mx, double(x[v]));
+        for (int v = 0; v < V; v++) s += std::exp(x[v] - mx), sez += std::exp(x[v] - mx) * (x[v] - mx);
+        lp[r] = float(x[target[r]] - mx - std::log(s));
+        ent[r] = float(std::log(s) - sez / s);
+        const TokenLossTerms t = token_loss(tl, slot[r], lp[r]);
+        pg[r] = float(w[slot[r]] * t.pg);
+        const double g = w[slot[r]] * t.dlogp / tl.norm;
+        for (int v = 0; v < V; v++)
+          dl[size_t(r) * V + v] = float(g * ((v == target[r]) - std::exp(x[v] - mx) / s));
+      }
+      Dev<float> L(logits), W(w), WPG(wpg), ADV(adv), WKL(wkl), REF(ref), OLD(old), LP(m), EN(m);
+      Dev<int32_t> TG(target), SL(slot);
+      Dev<double> ST(4 * m);
+      cu::DeviceTokenLoss dtl;
+      dtl.rl = true, dtl.weight = W.p, dtl.w_pg = WPG.p, dtl.adv = ADV.p, dtl.w_kl = WKL.p;
+      dtl.ref_logp = REF.p, dtl.old_logp = OLD.p, dtl.k3 = k3, dtl.clip_eps = clip, dtl.inv_norm = 1 / 7.0;
+      cu::ClassifierRowOut out;
+      out.logp = LP.p, out.entropy = EN.p, out.pg = ST.p, out.kl = ST.p + m, out.kl_raw = ST.p + 2 * m,
+      out.clipped = ST.p + 3 * m;
+      cu::classifier_rows(L.p, TG.p, SL.p, m, V, &dtl, out, nullptr);
+      // logsumexp over 3001 float terms: 1e-5 abs + 1e-5 rel on logp and entropy.
+      CHECK_ALL(LP.down(), lp, 1e-5, 1e-5);
+      CHECK_ALL(EN.down(), ent, 1e-5, 1e-5);
+      CHECK_ALL(L.down(), dl, 1e-7, 1e-4);  // dlogits: probabilities ~1e-4, float exp
+      const auto st = ST.down();
+      std::vector<float> pgd(m);
+      for (int r = 0; r < m; r++) pgd[r] = float(st[r]);
+      CHECK_ALL(pgd, pg, 1e-5, 1e-4);
+    }
+}
+
+TEST(greedy_rows) {
+  Rng rng(g_seed + 9);
+  const int m = 17, V = 5003;
+  auto logits = randn(size_t(m) * V, rng, 2.0);
+  logits[3 * V + 10] = logits[3 * V + 20] = 50.f;  // a tie: the lower index wins
+  std::vector<int32_t> tok(m);
+  std::vector<float> lp(m);
+  for (int r = 0; r < m; r++) {
+    const float* x = logits.data() + size_t(r) * V;
+    const int a = int(std::max_element(x, x + V) - x);
+    double s = 0;
+    for (int v = 0; v < V; v++) s += std::exp(double(x[v]) - x[a]);
+    tok[r] = a, lp[r] = float(-std::log(s));
+  }
+  Dev<float> L(logits), LP(m);
+  Dev<int32_t> TK(m);
+  cu::greedy_rows(TK.p, LP.p, L.p, m, V, nullptr);
+  CHECK(TK.down() == tok);
+  CHECK_ALL(LP.down(), lp, 1e-6, 1e-5);
+}
+
+TEST(adamw_and_norm) {
+  Rng rng(g_seed + 10);
+  const size_t n = 100003;
+  auto p = randn(n, rng), g = randn(n, rng), m = randn(n, rng, 0.1), v = randn(n, rng, 0.1);
+  for (auto& x : v) x = x * x;
+  const double ss = cpu::sum_squares(g.data(), n);
+  Dev<float> P(p), Gd(g), M(m), Vd(v);
+  Dev<double> SS(std::vector<double>{0.0});
+  cu::sum_squares(SS.p, Gd.p, n, nullptr);
+  CHECK_NEAR(SS.down()[0], ss, 0.0, 1e-12);  // double sums, different order
+  cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.7f);
+  cu::adamw_update(P.p, Gd.p, M.p, Vd.p, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.7f, nullptr);
+  // The same float expression; the CPU may fuse multiply-adds (AVX-512): a few ulps.
+  CHECK_ALL(P.down(), p, 1e-7, 1e-6);
+  CHECK_ALL(M.down(), m, 1e-8, 1e-6);
+  CHECK_ALL(Vd.down(), v, 1e-9, 1e-6);
+}
+
+int main() {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    std::printf("skipped: no usable CUDA device (%s)\n",
+                err != cudaSuccess ? cudaGetErrorString(err) : "none found");
+    return 0;
+  }
+  cudaDeviceProp prop;
+  cudaGetDeviceProperties(&prop, 0);
+  if (prop.major < 8) {
+    std::printf("skipped: %s is sm_%d%d; the CUDA backend needs sm_80+\n", prop.name, prop.major, prop.minor);
+    return 0;
+  }
+  g_seed = static_cast<uint64_t>(std::time(nullptr));
+  std::printf("device %s, seed %llu\n", prop.name, static_cast<unsigned long long>(g_seed));
+  int failed = 0, passed = 0;
+  for (auto& c : score_test::registry()) {
+    const int before = score_test::failures();
+    try {
+      c.fn();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "  %s: unexpected exception: %s\n", c.name, e.what());
+      score_test::failures()++;
+    }
+    const bool ok = score_test::failures() == before;
+    std::printf("%s %s\n", ok ? "ok  " : "FAIL", c.name);
+    (ok ? passed : failed)++;
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
+#endif
