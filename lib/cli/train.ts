@@ -111,6 +111,7 @@ export async function run(args: string[]): Promise<number> {
     let first = -1;
     const onStep = (m: StepMetrics) => {
       if (first < 0) first = m.step - 1;
+      if (m.skipped) progress.log(`step ${m.step}: the gradient is not finite (loss ${m.loss}, norm ${m.grad_norm}): step skipped, weights and optimizer state unchanged`);
       const eta = ((Date.now() - t0) / 1000 / (m.step - first)) * (total - m.step);
       const r2 = m.reward_t2 === null ? '' : ` r2 ${m.reward_t2.toFixed(3)}`;
       progress.update(`step ${m.step}/${total} [${m.stage}] r1 ${m.reward_t1.toFixed(3)}${r2} kl ${m.kl_t1.toExponential(1)} | ${m.tokens_per_s.toFixed(0)} tok/s | ETA ${formatSeconds(eta)}`);

@@ -24,6 +24,11 @@ export interface Marker {
   reward?: number;
 }
 
+function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return i;
+  return -1;
+}
+
 const name = (step: number) => `step-${String(step).padStart(6, '0')}`;
 
 /** Writes a checkpoint folder under a temporary name, then renames it into place and points
@@ -31,11 +36,20 @@ const name = (step: number) => `step-${String(step).padStart(6, '0')}`;
 export async function saveCheckpoint(out: string, policy: Model, state: TrainerState, extraFiles: Record<string, string> = {}): Promise<string> {
   const root = join(out, 'checkpoints');
   ensureDir(root);
+  // never a checkpoint with a non-finite value in it
+  const bad = firstNonFinite(await policy.getParams());
+  if (bad >= 0)
+    throw new ScoreError('ERR_SCORE_NUMERIC', `weights hold a non-finite value (parameter ${bad}) at step ${state.step}: no checkpoint written; the last good one is ${readMarker(out, 'latest')?.dir ?? 'none'}`);
   const final = join(root, name(state.step));
   const tmp = join(root, `.tmp-${name(state.step)}-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   await policy.save(tmp);
-  writeFileAtomic(join(tmp, 'optimizer.safetensors'), encodeOptimizerState(await policy.getOptimizerState()));
+  const opt = await policy.getOptimizerState();
+  if (firstNonFinite(opt.m) >= 0 || firstNonFinite(opt.v) >= 0) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new ScoreError('ERR_SCORE_NUMERIC', `optimizer state holds a non-finite value at step ${state.step}: no checkpoint written`);
+  }
+  writeFileAtomic(join(tmp, 'optimizer.safetensors'), encodeOptimizerState(opt));
   for (const [f, text] of Object.entries(extraFiles)) writeFileAtomic(join(tmp, f), text);
   writeJsonAtomic(join(tmp, 'trainer.json'), state);
   rmSync(final, { recursive: true, force: true });

@@ -39,10 +39,12 @@ export const TRAIN_SCHEMA = {
   checkpointEvery: { type: 'integer', default: 50, min: 0, help: 'checkpoint every N steps (0: only at the end)' },
   keepCheckpoints: { type: 'integer', default: 2, min: 1, help: 'latest checkpoints kept (the best one is always kept)' },
   samplesPerStep: { type: 'integer', default: 2, min: 0, help: 'episodes per step written to samples.jsonl' },
+  nonFinite: { type: 'enum', values: ['skip', 'stop'], default: 'skip', help: 'a step whose gradient is NaN/Inf: skip it (weights and optimizer state untouched) or stop the run' },
+  maxSkippedSteps: { type: 'integer', default: 5, min: 1, help: 'stop after this many skipped steps in a row' },
 } as const satisfies Record<string, Field>;
 
 type Value<F> = F extends { type: 'boolean' } ? boolean : F extends { type: 'integer' | 'number' } ? number : string;
-export type TrainConfig = { -readonly [K in keyof typeof TRAIN_SCHEMA]: Value<(typeof TRAIN_SCHEMA)[K]> } & { kl: 'k1' | 'k3'; normalize: 'token' | 'sequence' };
+export type TrainConfig = { -readonly [K in keyof typeof TRAIN_SCHEMA]: Value<(typeof TRAIN_SCHEMA)[K]> } & { kl: 'k1' | 'k3'; normalize: 'token' | 'sequence'; nonFinite: 'skip' | 'stop' };
 
 export class ConfigError extends ScoreError {
   constructor(message: string) {

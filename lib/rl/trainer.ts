@@ -72,7 +72,8 @@ export interface TrainOptions {
   checkpointFiles?: Record<string, string>;
   /** stops at the next step boundary (a step being sampled is dropped), then checkpoints */
   signal?: AbortSignal;
-  onStep?: (m: StepMetrics) => void;
+  /** after each step (awaited) */
+  onStep?: (m: StepMetrics) => void | Promise<void>;
   onEval?: (e: EvalPoint, report: EvalReport) => void;
 }
 
@@ -141,6 +142,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const evalLimit = c.evalLimit > 0 ? c.evalLimit : Infinity;
   const evalSet = o.evalSet?.slice(0, evalLimit);
   let stopped = false;
+  let skippedInARow = 0;
   /** Evaluation inside training; false when the signal stopped it (the run then stops, and a
    * resumed run evaluates this step first). */
   const runEval = async (step: number): Promise<boolean> => {
@@ -196,10 +198,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         seed1: deriveSeed(c.seed, step, 1), seed2: deriveSeed(c.seed, step, 2), signal: o.signal,
       });
     } catch (e) {
-      if ((e as { code?: string }).code === 'ERR_SCORE_ABORTED') {
+      const code = (e as { code?: string }).code;
+      if (code === 'ERR_SCORE_ABORTED') {
         stopped = true;
         break;
       }
+      if (code === 'ERR_SCORE_NUMERIC')
+        throw new ScoreError(code, `step ${step}: ${(e as Error).message} (the model's numbers are no longer finite); the last checkpoint is ${out ? (readMarker(out, 'latest')?.dir ?? 'none') : 'none (no run folder)'}`);
       throw e;
     }
     const eb = buildBatch(episodes, stage, { ...c, k: c.k });
@@ -241,7 +246,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           step, stage, id: e.record.id, y1: o.format.text(e.y1.tokens), r1: e.y1.reward, ...(e.y2 ? { y2: o.format.text(e.y2.tokens), r2: e.y2.reward } : {}),
         });
     }
-    o.onStep?.(m);
+    await o.onStep?.(m);
+    // Numerical faults: the native optimizer skips a step whose gradient norm is not finite
+    // (weights and moments untouched). Stop when asked, or when it keeps happening.
+    skippedInARow = m.skipped ? skippedInARow + 1 : 0;
+    if (m.skipped && (c.nonFinite === 'stop' || skippedInARow >= c.maxSkippedSteps)) {
+      const why = c.nonFinite === 'stop' ? 'nonFinite is stop' : `${skippedInARow} steps in a row`;
+      throw new ScoreError('ERR_SCORE_NUMERIC', `step ${step}: non-finite gradient (loss ${m.loss}, grad norm ${m.grad_norm}); stopping (${why}). The last checkpoint is ${out ? (readMarker(out, 'latest')?.dir ?? 'none') : 'none (no run folder)'}`);
+    }
     // checkpoint before evaluating: a stop during the evaluation then loses nothing
     if (c.checkpointEvery > 0 && step % c.checkpointEvery === 0) await checkpoint(true);
     if (isEvalStep(step) && !(await runEval(step))) {

@@ -14,6 +14,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::Busy: return "ERR_SCORE_BUSY";
     case ErrorCode::Aborted: return "ERR_SCORE_ABORTED";
     case ErrorCode::Device: return "ERR_SCORE_DEVICE";
+    case ErrorCode::Numeric: return "ERR_SCORE_NUMERIC";
     case ErrorCode::Internal: return "ERR_SCORE_INTERNAL";
   }
   return "ERR_SCORE_INTERNAL";

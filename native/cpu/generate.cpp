@@ -65,18 +65,22 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
     // An exception must not leave an OpenMP region (std::terminate): sample_row throws on
     // non-finite logits (a diverged model), so the first error is kept and rethrown here.
     std::vector<std::string> errors(rows);
+    std::vector<ErrorCode> codes(rows, ErrorCode::Internal);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++) {
       try {
         out[i] = sample_row(logits.data() + static_cast<size_t>(i) * V, V, sp, rngs[row_seq[i]],
                             scratch[omp_get_thread_num()]);
+      } catch (const Error& e) {
+        errors[i] = e.what();
+        codes[i] = e.code();
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }
     }
     for (int i = 0; i < rows; i++)
-      SCORE_CHECK(errors[i].empty(), InvalidArgument,
-                  "generate: sequence " + std::to_string(row_seq[i]) + ": " + errors[i]);
+      if (!errors[i].empty())  // the kind of the first error is kept (Numeric for a diverged model)
+        throw Error(codes[i], "generate: sequence " + std::to_string(row_seq[i]) + ": " + errors[i]);
     for (int i = 0; i < rows; i++) {
       const int r = row_seq[i];
       res.tokens[r].push_back(out[i].token);

@@ -594,7 +594,8 @@ int32_t bracketed_select(const float* x, const float* q, int V, double target, f
 }
 
 [[noreturn]] void bad_logits(const char* what) {
-  throw Error(ErrorCode::InvalidArgument, std::string("sample_row: ") + what);
+  // the model's own numbers went bad (non-finite weights or activations), not the caller's input
+  throw Error(ErrorCode::Numeric, std::string("sample_row: ") + what);
 }
 
 // Checks the row through its max m and NaN flag: throws on NaN, +inf, or no

@@ -18,6 +18,7 @@ enum class ErrorCode {
   Busy,             // "ERR_SCORE_BUSY": the model is in use by another call
   Aborted,          // "ERR_SCORE_ABORTED": cancelled through an AbortSignal
   Device,           // "ERR_SCORE_DEVICE": a backend (CUDA) failure; sticky
+  Numeric,          // "ERR_SCORE_NUMERIC": NaN/Inf where finite values are needed (logits to sample from)
   Internal,         // "ERR_SCORE_INTERNAL": a bug
 };
 
