@@ -43,15 +43,21 @@ export async function saveCheckpoint(out: string, policy: Model, state: TrainerS
   const final = join(root, name(state.step));
   const tmp = join(root, `.tmp-${name(state.step)}-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
-  await policy.save(tmp);
-  const opt = await policy.getOptimizerState();
-  if (firstNonFinite(opt.m) >= 0 || firstNonFinite(opt.v) >= 0) {
+  try {
+    await policy.save(tmp);
+    const opt = await policy.getOptimizerState();
+    if (firstNonFinite(opt.m) >= 0 || firstNonFinite(opt.v) >= 0)
+      throw new ScoreError('ERR_SCORE_NUMERIC', `optimizer state holds a non-finite value at step ${state.step}: no checkpoint written`);
+    writeFileAtomic(join(tmp, 'optimizer.safetensors'), encodeOptimizerState(opt));
+    for (const [f, text] of Object.entries(extraFiles)) writeFileAtomic(join(tmp, f), text);
+    writeJsonAtomic(join(tmp, 'trainer.json'), state);
+  } catch (e) {
+    // a full disk, a write error: the previous checkpoint stays the named one
     rmSync(tmp, { recursive: true, force: true });
-    throw new ScoreError('ERR_SCORE_NUMERIC', `optimizer state holds a non-finite value at step ${state.step}: no checkpoint written`);
+    const err = e as { code?: string; message?: string };
+    if (err.code === 'ERR_SCORE_NUMERIC') throw e;
+    throw new ScoreError(err.code?.startsWith('ERR_SCORE') ? err.code : 'ERR_SCORE_IO', `checkpoint of step ${state.step} not written (${err.message ?? String(e)}); the last complete one is ${readMarker(out, 'latest')?.dir ?? 'none'}`);
   }
-  writeFileAtomic(join(tmp, 'optimizer.safetensors'), encodeOptimizerState(opt));
-  for (const [f, text] of Object.entries(extraFiles)) writeFileAtomic(join(tmp, f), text);
-  writeJsonAtomic(join(tmp, 'trainer.json'), state);
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
   writeJsonAtomic(join(root, 'latest.json'), { step: state.step, dir: name(state.step) } satisfies Marker);

@@ -10,6 +10,7 @@
 
 #include "json.h"
 #include "score/errors.h"
+#include "score/memory.h"
 #include "score/safetensors.h"
 
 namespace score {
@@ -100,7 +101,8 @@ std::vector<float> assemble(const std::vector<Found>& found, const ModelConfig& 
     throw Error(ErrorCode::NotFound, missing_where + ": missing tensor " + json::quote(name));
   }
 
-  // Pass 2: convert.
+  // Pass 2: convert (into this vector, then the backend's copy).
+  check_memory(2 * layout.numel() * sizeof(float), missing_where + ": " + std::to_string(layout.numel()) + " parameters");
   std::vector<float> params;
   try {
     params.resize(layout.numel());

@@ -5,6 +5,7 @@
 
 #include "score/checkpoint.h"
 #include "score/errors.h"
+#include "score/memory.h"
 #include "score/rng.h"
 
 namespace score {
@@ -22,6 +23,8 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const DeviceOptions& 
 std::unique_ptr<Model> Model::init(const ModelConfig& cfg, uint64_t seed, const DeviceOptions& dev) {
   cfg.validate("config");
   ParamLayout layout(cfg);
+  // the initial values, then the backend's copy
+  check_memory(2 * layout.numel() * sizeof(float), "a model of " + std::to_string(layout.numel()) + " parameters");
   std::vector<float> p(layout.numel(), 0.0f);
   Rng rng(seed);
   const double resid_std = 0.02 / std::sqrt(2.0 * cfg.n_layer);

@@ -9,6 +9,7 @@
 #include "cpu/transformer.h"
 #include "score/backend.h"
 #include "score/errors.h"
+#include "score/memory.h"
 #include "score/token_loss.h"
 
 namespace score {
@@ -37,6 +38,7 @@ class CpuBackend final : public Backend {
 
   void logprobs(const TokenBatch& batch, float* logp, float* entropy) override {
     const int N = batch.B * batch.T;
+    check_batch_memory(batch, false);
     prepare(batch);
     const float* hidden = net_.forward(batch.tokens, pos_.data(), batch.B, batch.T);
     row_logp_.resize(N);
@@ -51,6 +53,7 @@ class CpuBackend final : public Backend {
 
   LossStats loss_backward(const TokenBatch& batch, const TokenLoss& loss) override {
     SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (no gradients)");
+    check_batch_memory(batch, true);
     if (net_.grads.empty()) net_.grads.assign(net_.params.size(), 0.0f);
     const int B = batch.B, T = batch.T, N = B * T, C = net_.config().d_model;
     prepare(batch);
@@ -148,6 +151,18 @@ class CpuBackend final : public Backend {
     m_.assign(m, m + n);
     v_.assign(v, v + n);
     step_ = step;
+  }
+
+  // A batch that would not fit fails here, with the estimate, before anything is allocated:
+  // the activations it adds to what is held, gradients at the first backward, and the
+  // classifier's scratch (about 32 MiB of logits).
+  void check_batch_memory(const TokenBatch& b, bool backward) const {
+    const size_t want = cpu::Transformer<float>::activation_bytes_for(net_.config(), b.B, b.T, backward);
+    const size_t held = net_.activation_bytes();
+    size_t need = (want > held ? want - held : 0) + (size_t(8) << 22);
+    if (backward && net_.grads.empty()) need += net_.params.size() * sizeof(float);
+    check_memory(need, "a batch of " + std::to_string(b.B) + " x " + std::to_string(b.T) + " tokens" +
+                           (backward ? " (forward + backward)" : ""));
   }
 
   size_t memory_bytes() const override {

@@ -26,7 +26,7 @@ void Transformer<F>::ensure(int B, int T) {
   const size_t N = static_cast<size_t>(B) * T;
   const size_t natt = static_cast<size_t>(B) * cfg_.n_head * T * T;
   const bool need_backward = !grads.empty() && dres_.size() < N * cfg_.d_model;
-  if (static_cast<int>(N) <= cap_ && static_cast<int>(natt) <= cap_att_ && !need_backward) return;
+  if (N <= cap_ && natt <= cap_att_ && !need_backward) return;
   const size_t C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim(), Fd = cfg_.d_ff;
   const size_t H = cfg_.is_gpt2() ? Fd : 2 * Fd;
   const bool ln = cfg_.is_gpt2();
@@ -57,8 +57,23 @@ void Transformer<F>::ensure(int B, int T) {
     dh_.resize(N * H);
     dact_.resize(N * Fd);
   }
-  cap_ = static_cast<int>(N);
-  cap_att_ = static_cast<int>(natt);
+  cap_ = N;
+  cap_att_ = natt;
+}
+
+// Mirrors ensure(): per layer x, ln1, xmid, ln2 (C), qkv, atty, h, act, attention (B, H, T, T)
+// and the norm statistics; the final norm; the backward scratch when training.
+template <typename F>
+size_t Transformer<F>::activation_bytes_for(const ModelConfig& cfg, int B, int T, bool backward) {
+  const size_t N = static_cast<size_t>(B) * T;
+  const size_t natt = static_cast<size_t>(B) * cfg.n_head * T * T;
+  const size_t C = cfg.d_model, QKV = cfg.qkv_dim(), Q = cfg.q_dim(), Fd = cfg.d_ff;
+  const size_t H = cfg.is_gpt2() ? Fd : 2 * Fd;
+  const size_t stats = (cfg.is_gpt2() ? 2 : 1) * N;
+  const size_t layer = 4 * N * C + N * QKV + natt + N * Q + N * H + N * Fd + 2 * stats;
+  size_t n = cfg.n_layer * layer + 2 * N * C + stats;
+  if (backward) n += 2 * N * C + N * QKV + N * Q + N * H + N * Fd;
+  return n * sizeof(F);
 }
 
 template <typename F>

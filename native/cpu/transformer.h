@@ -35,6 +35,8 @@ class Transformer {
   F* lm_head_grad() { return grads.data() + layout_.lm_head_w; }
 
   size_t activation_bytes() const;
+  // What ensure(B, T) would hold in total, before allocating it (for memory checks).
+  static size_t activation_bytes_for(const ModelConfig& cfg, int B, int T, bool backward);
 
   // ---- generation ----
   // The KV cache: per layer, K and V of shape (slots, KVH, len, hd), so that one
@@ -65,7 +67,8 @@ class Transformer {
   std::vector<F> rope_cos_, rope_sin_;  // (maxT, hd/2), rotary archs only
 
   // Saved activations of the last forward. N = B*T rows.
-  int B_ = 0, T_ = 0, cap_ = 0, cap_att_ = 0;
+  int B_ = 0, T_ = 0;
+  size_t cap_ = 0, cap_att_ = 0;  // rows and attention entries the buffers hold
   const int32_t* tokens_ = nullptr;
   const int32_t* pos_ = nullptr;
   struct LayerActs {
