@@ -1,6 +1,6 @@
 // `score-rl train` and `score-rl eval` as a user runs them: a tiny checkpoint with a
 // character tokenizer, GSM8K records (test/fixtures/data), real processes.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -86,4 +86,24 @@ describe('score-rl train / eval', () => {
     expect(cli(...base, '--task', 'poetry').stderr).toContain(`'--task': 'poetry' is not one of math, code`);
     expect(existsSync(join(tmp, 'never'))).toBe(false);
   });
+
+  it('Ctrl-C: stops after the step in progress, writes a checkpoint, exits 130', async () => {
+    const out = join(tmp, 'interrupted');
+    const child = spawn(process.execPath, [bin, 'train', '--model', modelDir, '--task', 'math', '--data', data, '--out', out, '--stage1-steps', '0', '--stage2-steps', '200', '--k', '2', '--prompts-per-step', '2', '--max-new-tokens', '6', '--checkpoint-every', '0'], {
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (/step 2\/200/.test(err) && !child.killed) child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(err).toContain('stopping after this step and writing a checkpoint');
+    expect(code).toBe(130);
+    const latest = JSON.parse(readFileSync(join(out, 'checkpoints', 'latest.json'), 'utf8'));
+    expect(err).toContain(`stopped at step ${latest.step}; checkpoint written`);
+    expect(readJsonl(join(out, 'metrics.jsonl')).length).toBe(latest.step);
+    expect(latest.step).toBeGreaterThanOrEqual(2);
+    expect(latest.step).toBeLessThan(200);
+  }, 60_000);
 });
