@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -64,7 +65,9 @@ void bench_gemm() {
       {"fwd_lmhead_1335x50257x768", 1335, 50257, 768, true, false},
       {"bwd_dinp_8192x768x3072", T, 768, 3072, true, true},
       {"bwd_dw_3072x768x8192", 3072, 768, T, false, true},
+      {"bwd_dw_768x768x8192", 768, 768, T, false, true},
   };
+  std::unique_ptr<cu::LtMatmul> lt = cu::LtMatmul::create();
   for (const Shape& s : shapes) {
     const size_t na = size_t(s.M) * s.K, nb = size_t(s.K) * s.N, nc = size_t(s.M) * s.N;
     cu::DeviceBuffer<float> A, B, C;
@@ -75,25 +78,41 @@ void bench_gemm() {
     g.A = A.get(), g.lda = s.ak ? s.K : s.M, g.a_kcontig = s.ak;
     g.B = B.get(), g.ldb = s.bn ? s.N : s.K, g.b_ncontig = s.bn;
     g.C = C.get(), g.ldc = s.N, g.M = s.M, g.N = s.N, g.K = s.K;
-    cu::gemm(g, cu::MatmulPrecision::BF16, nullptr);
-    SCORE_CUDA_CHECK(cudaDeviceSynchronize());
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0), cudaEventCreate(&e1);
-    const int iters = 20;
-    cudaEventRecord(e0);
-    for (int i = 0; i < iters; i++) cu::gemm(g, cu::MatmulPrecision::BF16, nullptr);
-    cudaEventRecord(e1);
-    SCORE_CUDA_CHECK(cudaEventSynchronize(e1));
-    float ms = 0;
-    cudaEventElapsedTime(&ms, e0, e1);
-    const double tflops = 2.0 * s.M * s.N * s.K * iters / (ms * 1e-3) / 1e12;
-    std::printf("RESULT gemm_%s_tflops %.1f\n", s.name, tflops);
-    std::fflush(stdout);
-    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    g.accumulate = !s.ak;  // the weight-gradient form accumulates (and may split K)
+    for (int variant : {0, 1}) {
+      g.variant = variant;
+      cu::gemm(g, cu::MatmulPrecision::BF16, nullptr);
+      SCORE_CUDA_CHECK(cudaDeviceSynchronize());
+      cudaEvent_t e0, e1;
+      cudaEventCreate(&e0), cudaEventCreate(&e1);
+      const int iters = 20;
+      cudaEventRecord(e0);
+      for (int i = 0; i < iters; i++) cu::gemm(g, cu::MatmulPrecision::BF16, nullptr);
+      cudaEventRecord(e1);
+      SCORE_CUDA_CHECK(cudaEventSynchronize(e1));
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      const double tflops = 2.0 * s.M * s.N * s.K * iters / (ms * 1e-3) / 1e12;
+      std::printf("RESULT gemm_%s%s_tflops %.1f\n", s.name, variant ? "_v1" : "", tflops);
+      std::fflush(stdout);
+      cudaEventDestroy(e0), cudaEventDestroy(e1);
+    }
+    if (lt) {  // the same product through cuBLASLt (float32 operands, bf16 tensor cores)
+      g.variant = 0;
+      if (!lt->run(g, nullptr)) continue;
+      SCORE_CUDA_CHECK(cudaDeviceSynchronize());
+      const double t0 = now();
+      const int iters = 20;
+      for (int i = 0; i < iters; i++) lt->run(g, nullptr);
+      SCORE_CUDA_CHECK(cudaDeviceSynchronize());
+      const double tflops = 2.0 * s.M * s.N * s.K * iters / (now() - t0) / 1e12;
+      std::printf("RESULT gemm_%s_lt_tflops %.1f\n", s.name, tflops);
+    }
   }
 }
 
-void bench_train(const cudaDeviceProp& prop, int B) {
+void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
+  const std::string p = cublaslt ? "train_" : "train_ownk_";
   const ModelConfig cfg = gpt2_124m();
   const int T = 1024;
   ParamLayout layout(cfg);
@@ -103,7 +122,9 @@ void bench_train(const cudaDeviceProp& prop, int B) {
     const bool ln_w = t.name.find("ln") != std::string::npos && t.name.back() == 'w';
     for (size_t i = 0; i < t.numel; i++) params[t.offset + i] = ln_w ? 1.0f : float(0.02 * rng.normal());
   }
-  auto be = cu::create_backend(cfg, true, cu::Options{});
+  cu::Options o;
+  o.cublaslt = cublaslt;
+  auto be = cu::create_backend(cfg, true, o);
   be->set_params(params.data());
   std::vector<int32_t> tokens(size_t(B) * T), lengths(B, T);
   for (auto& t : tokens) t = int32_t(rng.next_u64() % cfg.vocab_size);
@@ -124,14 +145,20 @@ void bench_train(const cudaDeviceProp& prop, int B) {
   }
   const double dt = (now() - t0) / steps;
   const double tok_s = double(B) * T / dt;
+  // Forward only (log-probabilities and entropy: the scoring path of a rollout).
+  std::vector<float> lp(size_t(B) * (T - 1)), ent(lp.size());
+  be->logprobs(batch, lp.data(), ent.data());
+  const double t1 = now();
+  for (int i = 0; i < 3; i++) be->logprobs(batch, lp.data(), ent.data());
+  std::printf("RESULT %slogprobs_ms %.1f\n", cublaslt ? "" : "ownk_", (now() - t1) / 3 * 1e3);
   const double flops_per_token = 6.0 * layout.numel() + 12.0 * cfg.n_layer * T * cfg.d_model;
   const double peak = peak_bf16(prop);
   std::printf("RESULT train_batch %d\n", B);
-  std::printf("RESULT train_step_ms %.1f\n", dt * 1e3);
-  std::printf("RESULT train_tokens_per_s %.0f\n", tok_s);
-  std::printf("RESULT train_mfu_percent %.1f\n", peak > 0 ? 100.0 * flops_per_token * tok_s / peak : 0.0);
-  std::printf("RESULT train_loss %.4f\n", st.loss);
-  std::printf("RESULT train_memory_gib %.1f\n", be->memory_bytes() / double(1 << 30));
+  std::printf("RESULT %sstep_ms %.1f\n", p.c_str(), dt * 1e3);
+  std::printf("RESULT %stokens_per_s %.0f\n", p.c_str(), tok_s);
+  std::printf("RESULT %smfu_percent %.1f\n", p.c_str(), peak > 0 ? 100.0 * flops_per_token * tok_s / peak : 0.0);
+  std::printf("RESULT %sloss %.4f\n", p.c_str(), st.loss);
+  std::printf("RESULT %smemory_gib %.1f\n", p.c_str(), be->memory_bytes() / double(1 << 30));
   std::fflush(stdout);
 }
 
@@ -178,7 +205,9 @@ int main(int argc, char** argv) {
     SCORE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("RESULT peak_bf16_tflops %.0f\n", peak_bf16(prop) / 1e12);
     bench_gemm();
-    bench_train(prop, B);
+    std::printf("RESULT cublaslt %d\n", cu::LtMatmul::available() ? 1 : 0);
+    bench_train(prop, B, true);
+    if (cu::LtMatmul::available()) bench_train(prop, B, false);  // our kernel alone
     for (int S : {64, 256}) bench_generate(S, prompt, new_tokens);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda: %s\n", e.what());

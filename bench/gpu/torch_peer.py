@@ -45,6 +45,7 @@ def bench_gemm():
         ("fwd_lmhead_1335x50257x768", 1335, 50257, 768, False),
         ("bwd_dinp_8192x768x3072", Tn, 768, 3072, True),
         ("bwd_dw_3072x768x8192", 3072, 768, Tn, True),
+        ("bwd_dw_768x768x8192", 768, 768, Tn, True),
     ]
     for name, M, N, K, _ in shapes:
         a = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
@@ -139,6 +140,21 @@ def bench_train(name):
     result("train_tokens_per_s", f"{tok_s:.0f}")
     pk = peak(name)
     result("train_mfu_percent", f"{100 * fpt * tok_s / pk:.1f}" if pk else "0")
+
+    @torch.no_grad()
+    def logprobs():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(x[:, :-1])
+        lp = torch.log_softmax(logits.float(), -1)
+        return lp.gather(-1, x[:, 1:, None]), -(lp.exp() * lp).sum(-1)
+
+    logprobs()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(3):
+        logprobs()
+    torch.cuda.synchronize()
+    result("logprobs_ms", f"{(time.perf_counter() - t0) / 3 * 1e3:.1f}")
     del model, opt
     torch.cuda.empty_cache()
 
@@ -162,12 +178,21 @@ def bench_generate(S):
             out.append(tok)
         return torch.cat(out, 1)
 
-    run(2)
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    toks = run(NEW)
-    torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
+    # The KV length changes every step; keep SDPA off the cuDNN backend, which builds a
+    # new graph per shape (flash / memory-efficient kernels take any length).
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        ctx = sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+    except ImportError:
+        import contextlib
+        ctx = contextlib.nullcontext()
+    with ctx:
+        run(2)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        toks = run(NEW)
+        torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
     result(f"gen_b{S}_tokens_per_s", f"{toks.numel() / dt:.0f}")
     del model, caches
     torch.cuda.empty_cache()

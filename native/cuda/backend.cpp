@@ -48,6 +48,7 @@ class CudaBackend final : public Backend {
       : cfg_(cfg), layout_(cfg), trainable_(trainable), opt_(opt) {
     SCORE_CUDA_CHECK(cudaSetDevice(opt_.device));
     SCORE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    if (opt_.cublaslt && opt_.matmul == MatmulPrecision::BF16) lt_ = LtMatmul::create();
     params_.ensure(layout_.numel());
     SCORE_CUDA_CHECK(cudaMemsetAsync(params_.get(), 0, params_.bytes(), stream_));
     if (!cfg_.is_gpt2()) {
@@ -378,21 +379,21 @@ class CudaBackend final : public Backend {
         layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, P(o.ln1_w), P(o.ln1_b), N, C, eps, s);
       else
         rmsnorm_forward(a.ln1, a.ln1_rstd, a.x, P(o.ln1_w), N, C, eps, s);
-      matmul_forward(a.qkv, a.ln1, P(o.qkv_w), P(o.qkv_b), N, C, QKV, pr, s);
+      matmul_forward(a.qkv, a.ln1, P(o.qkv_w), P(o.qkv_b), N, C, QKV, pr, s, lt_.get());
       if (!gpt2) rope_forward(a.qkv, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
       attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
-      matmul_forward(a.xmid, a.atty, P(o.attn_o_w), P(o.attn_o_b), N, Q, C, pr, s);
+      matmul_forward(a.xmid, a.atty, P(o.attn_o_w), P(o.attn_o_b), N, Q, C, pr, s, lt_.get());
       add_inplace(a.xmid, a.x, static_cast<size_t>(N) * C, s);
       if (gpt2) {
         layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, P(o.ln2_w), P(o.ln2_b), N, C, eps, s);
-        matmul_forward(a.h, a.ln2, P(o.fc_w), P(o.fc_b), N, C, Fd, pr, s);
+        matmul_forward(a.h, a.ln2, P(o.fc_w), P(o.fc_b), N, C, Fd, pr, s, lt_.get());
         gelu_forward(a.act, a.h, static_cast<size_t>(N) * Fd, s);
-        matmul_forward(xout, a.act, P(o.proj_w), P(o.proj_b), N, Fd, C, pr, s);
+        matmul_forward(xout, a.act, P(o.proj_w), P(o.proj_b), N, Fd, C, pr, s, lt_.get());
       } else {
         rmsnorm_forward(a.ln2, a.ln2_rstd, a.xmid, P(o.ln2_w), N, C, eps, s);
-        matmul_forward(a.h, a.ln2, P(o.gate_up_w), nullptr, N, C, 2 * Fd, pr, s);
+        matmul_forward(a.h, a.ln2, P(o.gate_up_w), nullptr, N, C, 2 * Fd, pr, s, lt_.get());
         swiglu_forward(a.act, a.h, N, Fd, s);
-        matmul_forward(xout, a.act, P(o.down_w), nullptr, N, Fd, C, pr, s);
+        matmul_forward(xout, a.act, P(o.down_w), nullptr, N, Fd, C, pr, s, lt_.get());
       }
       add_inplace(xout, a.xmid, static_cast<size_t>(N) * C, s);
     }
@@ -428,28 +429,28 @@ class CudaBackend final : public Backend {
       zero(dln_, NC);
       if (gpt2) {
         zero(dh_, static_cast<size_t>(N) * Fd);
-        matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s);
+        matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s, lt_.get());
         gelu_backward(dh_, a.h, dact_, static_cast<size_t>(N) * Fd, s);
-        matmul_backward(dln_, G(o.fc_w), G(o.fc_b), dh_, a.ln2, P(o.fc_w), N, C, Fd, pr, s);
+        matmul_backward(dln_, G(o.fc_w), G(o.fc_b), dh_, a.ln2, P(o.fc_w), N, C, Fd, pr, s, lt_.get());
         layernorm_backward(dres_, G(o.ln2_w), G(o.ln2_b), dln_, a.xmid, P(o.ln2_w), a.ln2_mean,
                            a.ln2_rstd, N, C, s);
       } else {
         zero(dh_, static_cast<size_t>(N) * 2 * Fd);
-        matmul_backward(dact_, G(o.down_w), nullptr, dres_, a.act, P(o.down_w), N, Fd, C, pr, s);
+        matmul_backward(dact_, G(o.down_w), nullptr, dres_, a.act, P(o.down_w), N, Fd, C, pr, s, lt_.get());
         swiglu_backward(dh_, a.h, dact_, N, Fd, s);
         matmul_backward(dln_, G(o.gate_up_w), nullptr, dh_, a.ln2, P(o.gate_up_w), N, C, 2 * Fd,
-                        pr, s);
+                        pr, s, lt_.get());
         rmsnorm_backward(dres_, G(o.ln2_w), dln_, a.xmid, P(o.ln2_w), a.ln2_rstd, N, C, s);
       }
       zero(datty_, static_cast<size_t>(N) * Q);
       zero(dqkv_, static_cast<size_t>(N) * QKV);
       zero(dln_, NC);
       matmul_backward(datty_, G(o.attn_o_w), G(o.attn_o_b), dres_, a.atty, P(o.attn_o_w), N, Q, C,
-                      pr, s);
+                      pr, s, lt_.get());
       attention_backward(dqkv_, datt_, datty_, a.qkv, a.att, B, T, H, KVH, hd, pr, s);
       if (!gpt2)
         rope_backward(dqkv_, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
-      matmul_backward(dln_, G(o.qkv_w), G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C, QKV, pr, s);
+      matmul_backward(dln_, G(o.qkv_w), G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C, QKV, pr, s, lt_.get());
       if (gpt2)
         layernorm_backward(dres_, G(o.ln1_w), G(o.ln1_b), dln_, a.x, P(o.ln1_w), a.ln1_mean,
                            a.ln1_rstd, N, C, s);
@@ -474,7 +475,7 @@ class CudaBackend final : public Backend {
     for (size_t r0 = 0; r0 < total; r0 += chunk) {
       const int m = static_cast<int>(std::min<size_t>(chunk, total - r0));
       gather_rows(h, hidden, d_rows_ + r0, m, C, stream_);
-      matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_);
+      matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_, lt_.get());
       ClassifierRowOut out;
       out.logp = row_logp_.get() + r0;
       out.entropy = entropy ? row_ent_.get() + r0 : nullptr;
@@ -489,7 +490,7 @@ class CudaBackend final : public Backend {
       SCORE_CUDA_CHECK(cudaMemsetAsync(dh, 0, sizeof(float) * m * C, stream_));
       // dh (m, C) += dlogits @ wlm;  dwlm (V, C) += dlogits^T @ h
       matmul_backward(dh, G(layout_.lm_head_w), nullptr, logits, h, wlm, m, C, V, opt_.matmul,
-                      stream_);
+                      stream_, lt_.get());
       scatter_add_rows(dhidden, dh, d_rows_ + r0, m, C, stream_);
     }
   }
@@ -528,22 +529,22 @@ class CudaBackend final : public Backend {
         layernorm_forward(d.ln, d.mean, d.rstd, d.x, P(o.ln1_w), P(o.ln1_b), n, C, eps, s);
       else
         rmsnorm_forward(d.ln, d.rstd, d.x, P(o.ln1_w), n, C, eps, s);
-      matmul_forward(d.qkv, d.ln, P(o.qkv_w), P(o.qkv_b), n, C, QKV, pr, s);
+      matmul_forward(d.qkv, d.ln, P(o.qkv_w), P(o.qkv_b), n, C, QKV, pr, s, lt_.get());
       if (!gpt2) rope_forward(d.qkv, pos, rope_cos_.get(), rope_sin_.get(), n, QKV, H, KVH, hd, s);
       kv_store(kc, vc, d.qkv, slot, pos, n, QKV, H, KVH, hd, len, s);
       attention_cached_forward(d.atty, d.qkv, kc, vc, slot, pos, n, QKV, H, KVH, hd, len, s);
-      matmul_forward(d.xmid, d.atty, P(o.attn_o_w), P(o.attn_o_b), n, Q, C, pr, s);
+      matmul_forward(d.xmid, d.atty, P(o.attn_o_w), P(o.attn_o_b), n, Q, C, pr, s, lt_.get());
       add_inplace(d.xmid, d.x, N * C, s);
       if (gpt2) {
         layernorm_forward(d.ln, d.mean, d.rstd, d.xmid, P(o.ln2_w), P(o.ln2_b), n, C, eps, s);
-        matmul_forward(d.h, d.ln, P(o.fc_w), P(o.fc_b), n, C, Fd, pr, s);
+        matmul_forward(d.h, d.ln, P(o.fc_w), P(o.fc_b), n, C, Fd, pr, s, lt_.get());
         gelu_forward(d.act, d.h, N * Fd, s);
-        matmul_forward(d.x, d.act, P(o.proj_w), P(o.proj_b), n, Fd, C, pr, s);
+        matmul_forward(d.x, d.act, P(o.proj_w), P(o.proj_b), n, Fd, C, pr, s, lt_.get());
       } else {
         rmsnorm_forward(d.ln, d.rstd, d.xmid, P(o.ln2_w), n, C, eps, s);
-        matmul_forward(d.h, d.ln, P(o.gate_up_w), nullptr, n, C, 2 * Fd, pr, s);
+        matmul_forward(d.h, d.ln, P(o.gate_up_w), nullptr, n, C, 2 * Fd, pr, s, lt_.get());
         swiglu_forward(d.act, d.h, n, Fd, s);
-        matmul_forward(d.x, d.act, P(o.down_w), nullptr, n, Fd, C, pr, s);
+        matmul_forward(d.x, d.act, P(o.down_w), nullptr, n, Fd, C, pr, s, lt_.get());
       }
       add_inplace(d.x, d.xmid, N * C, s);
     }
@@ -606,7 +607,7 @@ class CudaBackend final : public Backend {
       float* h = chunk_h_.ensure(static_cast<size_t>(rows) * C);
       float* logits = logits_.ensure(static_cast<size_t>(rows) * V);
       gather_rows(h, hidden, d_pick, rows, C, stream_);
-      matmul_forward(logits, h, P(layout_.lm_head_w), nullptr, rows, C, V, opt_.matmul, stream_);
+      matmul_forward(logits, h, P(layout_.lm_head_w), nullptr, rows, C, V, opt_.matmul, stream_, lt_.get());
       std::vector<cpu::SampleResult> out(rows);
       if (greedy) {
         int32_t* d_tok = d_pick + S;
@@ -740,6 +741,7 @@ class CudaBackend final : public Backend {
   bool trainable_;
   Options opt_;
   cudaStream_t stream_ = nullptr;
+  std::unique_ptr<LtMatmul> lt_;  // cuBLASLt plans (nullptr: our GEMM for every product)
   mutable std::string broken_;  // non-empty: a device error happened; refuse further calls
 
   DeviceBuffer<float> params_, grads_, m_, v_;  // (numel) each, ParamLayout order

@@ -13,6 +13,9 @@ struct Options {
   // FP32 runs every product on the float32 SIMT GEMM: slow, but it matches the CPU
   // backend to float rounding (the verification path of the tests).
   MatmulPrecision matmul = MatmulPrecision::BF16;
+  // bf16 products of the linear layers and the lm_head through cuBLASLt when the build
+  // has it (LtMatmul::available()); false: our tensor-core kernel for everything.
+  bool cublaslt = true;
   int device = 0;
 };
 

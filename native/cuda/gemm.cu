@@ -13,6 +13,8 @@
 // that both the global reads and the shared stores stay contiguous. Edges (shapes
 // that are not multiples of the tile) are zero-filled on load and masked on store.
 #include <cuda_bf16.h>
+#include <algorithm>
+#include <cstdint>
 #include <mma.h>
 
 #include "cuda/common.h"
@@ -30,9 +32,10 @@ __device__ __forceinline__ int64_t batch_offset(const BatchStride& b, int z) {
 
 constexpr int kBM = 128, kBN = 128, kBK = 32, kPad = 8, kThreads = 256;
 
-template <bool AK, bool BN>
-__global__ void __launch_bounds__(kThreads) gemm_bf16_kernel(Gemm g) {
-  // Shared tiles (bf16): A as [i][k] (AK) or [k][i]; B as [k][j] (BN) or [j][k].
+template <bool AK, bool BN, bool VEC, int MINB>
+__global__ void __launch_bounds__(kThreads, MINB) gemm_bf16_kernel(Gemm g, int splits) {
+  // Shared tiles (bf16): A as [i][k] (AK) or [k][i]; B as [k][j] (BN) or [j][k]:
+  // each operand keeps its contiguous global dimension contiguous in shared memory.
   constexpr int A_LD = AK ? kBK + kPad : kBM + kPad;
   constexpr int B_LD = BN ? kBN + kPad : kBK + kPad;
   constexpr int A_ELEMS = AK ? kBM * A_LD : kBK * A_LD;
@@ -43,40 +46,71 @@ __global__ void __launch_bounds__(kThreads) gemm_bf16_kernel(Gemm g) {
   __nv_bfloat16* As = reinterpret_cast<__nv_bfloat16*>(smem);
   __nv_bfloat16* Bs = As + A_ELEMS;
 
-  const int z = blockIdx.z;
+  // blockIdx.z is the batch index, or (splits > 1, batch 1) the slice of K this block sums.
+  const int z = splits > 1 ? 0 : blockIdx.z;
   const float* A = g.A + batch_offset(g.ab, z);
   const float* B = g.B + batch_offset(g.bb, z);
   float* C = g.C + batch_offset(g.cb, z);
   const int i0 = blockIdx.y * kBM, j0 = blockIdx.x * kBN;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wm = warp / 4, wn = warp % 4;  // warp tile origin: (wm*64, wn*32)
+  int kbeg = 0, kend = g.K;
+  if (splits > 1) {
+    const int per = (g.K / splits + kBK - 1) / kBK * kBK;
+    kbeg = blockIdx.z * per;
+    kend = min(g.K, kbeg + per);
+  }
 
-  constexpr int PER = kBM * kBK / kThreads;  // 16 elements of each operand per thread
-  float ra[PER], rb[PER];
+  // Each thread stages 16 elements of each operand per k-tile as 4 runs of 4 along the
+  // operand's contiguous dimension: one 16-byte load (VEC: aligned strides, run inside
+  // the matrix) or 4 guarded scalar loads, and one 8-byte shared store.
+  constexpr int RUNS = kBM * kBK / kThreads / 4;  // 4
+  float4 ra[RUNS], rb[RUNS];
+  // Run r of this thread: (row, col) of its first element in the tile's stored layout.
+  auto a_at = [&](int r, int& outer, int& inner) {  // outer: stored row, inner: contiguous
+    const int lin = r * kThreads + tid;
+    constexpr int W = (AK ? kBK : kBM) / 4;  // runs per stored row
+    outer = lin / W, inner = (lin % W) * 4;
+  };
+  auto b_at = [&](int r, int& outer, int& inner) {
+    const int lin = r * kThreads + tid;
+    constexpr int W = (BN ? kBN : kBK) / 4;
+    outer = lin / W, inner = (lin % W) * 4;
+  };
+  auto load4 = [](const float* p, int64_t ld, int row, int col, int rows, int cols) {
+    // 4 elements p[row*ld + col .. col+3], zero outside (rows, cols)
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (row >= rows) return v;
+    const float* q = p + row * ld + col;
+    if (VEC && col + 3 < cols) return __ldg(reinterpret_cast<const float4*>(q));
+    if (col < cols) v.x = __ldg(q);
+    if (col + 1 < cols) v.y = __ldg(q + 1);
+    if (col + 2 < cols) v.z = __ldg(q + 2);
+    if (col + 3 < cols) v.w = __ldg(q + 3);
+    return v;
+  };
   auto load_global = [&](int k0) {
 #pragma unroll
-    for (int e = 0; e < PER; e++) {
-      const int lin = e * kThreads + tid;
-      int i, k;
-      if (AK) i = lin / kBK, k = lin % kBK;
-      else i = lin % kBM, k = lin / kBM;
-      const int gi = i0 + i, gk = k0 + k;
-      ra[e] = (gi < g.M && gk < g.K) ? __ldg(AK ? A + gi * g.lda + gk : A + gk * g.lda + gi) : 0.f;
-      int j;
-      if (BN) k = lin / kBN, j = lin % kBN;
-      else j = lin / kBK, k = lin % kBK;
-      const int gj = j0 + j, gk2 = k0 + k;
-      rb[e] = (gj < g.N && gk2 < g.K) ? __ldg(BN ? B + gk2 * g.ldb + gj : B + gj * g.ldb + gk2) : 0.f;
+    for (int r = 0; r < RUNS; r++) {
+      int o, c;
+      a_at(r, o, c);
+      ra[r] = AK ? load4(A, g.lda, i0 + o, k0 + c, g.M, kend) : load4(A, g.lda, k0 + o, i0 + c, kend, g.M);
+      b_at(r, o, c);
+      rb[r] = BN ? load4(B, g.ldb, k0 + o, j0 + c, kend, g.N) : load4(B, g.ldb, j0 + o, k0 + c, g.N, kend);
     }
   };
   auto store_shared = [&]() {
 #pragma unroll
-    for (int e = 0; e < PER; e++) {
-      const int lin = e * kThreads + tid;
-      if (AK) As[(lin / kBK) * A_LD + lin % kBK] = __float2bfloat16(ra[e]);
-      else As[(lin / kBM) * A_LD + lin % kBM] = __float2bfloat16(ra[e]);
-      if (BN) Bs[(lin / kBN) * B_LD + lin % kBN] = __float2bfloat16(rb[e]);
-      else Bs[(lin / kBK) * B_LD + lin % kBK] = __float2bfloat16(rb[e]);
+    for (int r = 0; r < RUNS; r++) {
+      int o, c;
+      a_at(r, o, c);
+      __nv_bfloat162* da = reinterpret_cast<__nv_bfloat162*>(As + o * A_LD + c);
+      da[0] = __floats2bfloat162_rn(ra[r].x, ra[r].y);
+      da[1] = __floats2bfloat162_rn(ra[r].z, ra[r].w);
+      b_at(r, o, c);
+      __nv_bfloat162* db = reinterpret_cast<__nv_bfloat162*>(Bs + o * B_LD + c);
+      db[0] = __floats2bfloat162_rn(rb[r].x, rb[r].y);
+      db[1] = __floats2bfloat162_rn(rb[r].z, rb[r].w);
     }
   };
 
@@ -88,12 +122,12 @@ __global__ void __launch_bounds__(kThreads) gemm_bf16_kernel(Gemm g) {
 #pragma unroll
     for (int b = 0; b < 2; b++) wmma::fill_fragment(acc[a][b], 0.0f);
 
-  load_global(0);
-  for (int k0 = 0; k0 < g.K; k0 += kBK) {
+  load_global(kbeg);
+  for (int k0 = kbeg; k0 < kend; k0 += kBK) {
     __syncthreads();  // everyone is done reading the previous tile
     store_shared();
     __syncthreads();
-    if (k0 + kBK < g.K) load_global(k0 + kBK);  // in flight during the MMAs below
+    if (k0 + kBK < kend) load_global(k0 + kBK);  // in flight during the MMAs below
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, ALayout> fa[4];
@@ -130,9 +164,10 @@ __global__ void __launch_bounds__(kThreads) gemm_bf16_kernel(Gemm g) {
         const int gi = i0 + wm * 64 + a * 16 + r, gj = j0 + wn * 32 + b * 16 + c;
         if (gi < g.M && gj < g.N) {
           float v = g.alpha * stage[idx];
-          if (g.bias) v += g.bias[gj];
+          if (g.bias && blockIdx.z == 0) v += g.bias[gj];
           float* dst = C + gi * g.ldc + gj;
-          *dst = g.accumulate ? *dst + v : v;
+          if (splits > 1) atomicAdd(dst, v);  // K slices meet here (C accumulates)
+          else *dst = g.accumulate ? *dst + v : v;
         }
       }
       __syncwarp();
@@ -193,11 +228,36 @@ __global__ void __launch_bounds__(256) gemm_f32_kernel(Gemm g) {
     }
 }
 
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+bool multiple4(const BatchStride& b) { return b.outer % 4 == 0 && b.inner % 4 == 0; }
+
 template <bool AK, bool BN>
 void launch(const Gemm& g, MatmulPrecision prec, cudaStream_t stream) {
   if (prec == MatmulPrecision::BF16) {
     dim3 grid(ceil_div(g.N, kBN), ceil_div(g.M, kBM), g.batch);
-    gemm_bf16_kernel<AK, BN><<<grid, kThreads, 0, stream>>>(g);
+    // 16-byte loads need every row start of A and B (in every batch) 16-byte aligned.
+    const bool vec = aligned16(g.A) && aligned16(g.B) && g.lda % 4 == 0 && g.ldb % 4 == 0 &&
+                     multiple4(g.ab) && multiple4(g.bb);
+    // Split-K when the output has too few tiles to fill the GPU (the weight gradients:
+    // e.g. 768 x 768 is 36 tiles, summed over K = B*T = 8192 rows): slices of K go to
+    // separate blocks that add into C atomically, so only when C accumulates anyway.
+    int splits = 1;
+    if (g.batch == 1 && g.accumulate) {
+      int dev = 0, sms = 0;
+      SCORE_CUDA_CHECK(cudaGetDevice(&dev));
+      SCORE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+      const long long tiles = static_cast<long long>(grid.x) * grid.y;
+      if (tiles < 2LL * sms)
+        splits = static_cast<int>(std::max(1LL, std::min<long long>((2LL * sms + tiles - 1) / tiles, g.K / 512)));
+    }
+    if (splits > 1) grid.z = splits;
+    if (g.variant == 1) {  // 2 blocks per SM (128 registers, some spills): a benchmark knob
+      if (vec) gemm_bf16_kernel<AK, BN, true, 2><<<grid, kThreads, 0, stream>>>(g, splits);
+      else gemm_bf16_kernel<AK, BN, false, 2><<<grid, kThreads, 0, stream>>>(g, splits);
+    } else {
+      if (vec) gemm_bf16_kernel<AK, BN, true, 1><<<grid, kThreads, 0, stream>>>(g, splits);
+      else gemm_bf16_kernel<AK, BN, false, 1><<<grid, kThreads, 0, stream>>>(g, splits);
+    }
   } else {
     dim3 grid(ceil_div(g.N, 64), ceil_div(g.M, 64), g.batch);
     gemm_f32_kernel<AK, BN><<<grid, 256, 0, stream>>>(g);

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace score::cuda {
 
@@ -41,16 +42,33 @@ struct Gemm {
   int M = 0, N = 0, K = 0, batch = 1;
   float alpha = 1.0f;
   bool accumulate = false;  // C += product instead of C = product
+  int variant = 0;          // bf16 kernel tuning variant (0: default; 1: 2 blocks/SM), for benchmarks
 };
 enum class MatmulPrecision { BF16, FP32 };
 void gemm(const Gemm& g, MatmulPrecision prec, cudaStream_t stream);
 
+// ---- blaslt.cpp: cuBLASLt for unbatched products, when the toolkit had it at build time ----
+// One per model (handle, workspace, and descriptors + algorithm cached per shape and
+// alignment). Operands stay float32 in memory; the compute type CUBLAS_COMPUTE_32F_FAST_16BF
+// multiplies them as bf16 on the tensor cores with float32 accumulation (the same contract
+// as our kernel).
+class LtMatmul {
+ public:
+  static std::unique_ptr<LtMatmul> create();  // nullptr when built without cuBLASLt
+  static bool available();                    // built with cuBLASLt
+  virtual ~LtMatmul() = default;
+  // Runs g (batch 1, no bias) and returns true, or returns false to leave it to gemm().
+  virtual bool run(const Gemm& g, cudaStream_t stream) = 0;
+};
+
 // ---- matmul.cu: a linear layer, weight (OC, IC) (cpu: matmul_forward / matmul_backward) ----
+// With `lt` (and bf16 precision) the products go to cuBLASLt, else to gemm().
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
-                    int IC, int OC, MatmulPrecision prec, cudaStream_t stream);
+                    int IC, int OC, MatmulPrecision prec, cudaStream_t stream,
+                    LtMatmul* lt = nullptr);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
-                     cudaStream_t stream);
+                     cudaStream_t stream, LtMatmul* lt = nullptr);
 
 // ---- embedding.cu ----
 void embedding_forward(float* out, const int32_t* tokens, const int32_t* pos, const float* wte,

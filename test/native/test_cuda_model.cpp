@@ -4,9 +4,14 @@
 // skips the rest with the reason printed.
 //
 // Tolerances: with fp32 matmuls the two backends differ only in summation order
-// (1e-4 on log-probabilities of a 2-layer model); with the default bf16 matmuls the
-// inputs of every product are rounded to 8 significant bits, so log-probabilities
-// move by ~1e-2 on these random-weight models (std 0.3): 0.05 abs.
+// (1e-4 on log-probabilities of a 2-layer model; measured on an H200: <= 2e-5).
+// With the default bf16 matmuls the inputs of every product are rounded to 8
+// significant bits (relative 2^-9). These random-weight models (std 0.3) have logits
+// of spread ~4 and log-probabilities down to -15, so a 2^-8 relative error of each
+// product input, through two blocks and the lm_head, moves log-probabilities by up to
+// ~0.1 (measured on an H200: 0.05 gpt2, 0.12 llama, 0.10 qwen2): 0.25 abs, and the
+// losses built from them (and their KL terms against a fixed reference) by a few
+// percent: 8% relative.
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -52,7 +57,7 @@ struct Pair {
   std::unique_ptr<Backend> cpu, gpu;
   std::vector<float> params;
 };
-Pair make_pair(const ModelConfig& cfg, cuda::MatmulPrecision prec, uint64_t seed) {
+Pair make_pair(const ModelConfig& cfg, cuda::MatmulPrecision prec, uint64_t seed, bool lt = true) {
   Pair p;
   ParamLayout layout(cfg);
   p.params.resize(layout.numel());
@@ -60,6 +65,7 @@ Pair make_pair(const ModelConfig& cfg, cuda::MatmulPrecision prec, uint64_t seed
   p.cpu = create_cpu_backend(cfg, true);
   cuda::Options opt;
   opt.matmul = prec;
+  opt.cublaslt = lt;
   p.gpu = cuda::create_backend(cfg, true, opt);
   p.cpu->set_params(p.params.data());
   p.gpu->set_params(p.params.data());
@@ -88,9 +94,9 @@ Data make_data(int V, uint64_t seed) {
   return d;
 }
 
-void compare_logprobs(Arch arch, cuda::MatmulPrecision prec, double tol) {
+void compare_logprobs(Arch arch, cuda::MatmulPrecision prec, double tol, bool lt = true) {
   const ModelConfig cfg = small_config(arch);
-  Pair p = make_pair(cfg, prec, 11);
+  Pair p = make_pair(cfg, prec, 11, lt);
   Data d = make_data(cfg.vocab_size, 12);
   TokenBatch b{d.tokens.data(), d.lengths.data(), d.B, d.T};
   const size_t S = size_t(d.B) * (d.T - 1);
@@ -103,8 +109,9 @@ void compare_logprobs(Arch arch, cuda::MatmulPrecision prec, double tol) {
     CHECK_NEAR(lg[i], lc[i], tol, 0.0);
     CHECK_NEAR(eg[i], ec[i], tol, 0.0);
   }
-  std::printf("  %s %s: max |dlogp| %.2e\n", arch_name(arch),
-              prec == cuda::MatmulPrecision::BF16 ? "bf16" : "fp32", w);
+  std::printf("  %s %s%s: max |dlogp| %.2e\n", arch_name(arch),
+              prec == cuda::MatmulPrecision::BF16 ? "bf16" : "fp32",
+              prec == cuda::MatmulPrecision::BF16 && lt && cuda::LtMatmul::available() ? " (cuBLASLt)" : "", w);
 }
 
 // One loss_backward + optimizer_step on both backends. With eps = 1 and lr = 1e-2 the
@@ -166,7 +173,10 @@ TEST(logprobs_fp32_matches_cpu) {
   for (Arch a : {Arch::GPT2, Arch::Llama, Arch::Qwen2}) compare_logprobs(a, cuda::MatmulPrecision::FP32, 1e-4);
 }
 TEST(logprobs_bf16_near_cpu) {
-  for (Arch a : {Arch::GPT2, Arch::Llama, Arch::Qwen2}) compare_logprobs(a, cuda::MatmulPrecision::BF16, 5e-2);
+  for (Arch a : {Arch::GPT2, Arch::Llama, Arch::Qwen2}) {
+    compare_logprobs(a, cuda::MatmulPrecision::BF16, 0.25);  // cuBLASLt where built with it
+    if (cuda::LtMatmul::available()) compare_logprobs(a, cuda::MatmulPrecision::BF16, 0.25, false);
+  }
 }
 TEST(train_step_fp32_matches_cpu) {
   for (Arch a : {Arch::GPT2, Arch::Llama, Arch::Qwen2})
@@ -174,7 +184,7 @@ TEST(train_step_fp32_matches_cpu) {
 }
 TEST(train_step_bf16_near_cpu) {
   for (Arch a : {Arch::GPT2, Arch::Llama})
-    for (bool rl : {false, true}) compare_step(a, rl, cuda::MatmulPrecision::BF16, 3e-2);
+    for (bool rl : {false, true}) compare_step(a, rl, cuda::MatmulPrecision::BF16, 8e-2);
 }
 TEST(generate_matches_cpu) {
   for (Arch a : {Arch::GPT2, Arch::Llama, Arch::Qwen2}) {

@@ -1,0 +1,137 @@
+// cuBLASLt for the unbatched products (the linear layers and the lm_head), built only
+// when CMake found cuBLASLt in the toolkit (SCORE_HAVE_CUBLASLT); otherwise create()
+// returns nullptr and every product runs on our kernel (gemm.cu).
+//
+// Row-major to column-major: our C (M, N) row-major is C^T (N, M) column-major, and
+// C^T = B^T A^T. Our B as stored is, read column-major, B^T (N, K) when contiguous along
+// n, or B (K, N) to be transposed; our A is A^T (K, M) when contiguous along k, or
+// A (M, K) to be transposed. So cuBLASLt's "A" is our B and its "B" is our A.
+//
+// Plans (matmul descriptor, three layouts, the heuristic's algorithm) are cached per
+// (shape, strides, layouts, pointer alignment): a training step reuses a dozen shapes.
+#include "cuda/common.h"
+#include "cuda/kernels.h"
+
+#ifdef SCORE_HAVE_CUBLASLT
+#include <cublasLt.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+
+namespace score::cuda {
+namespace {
+
+#define SCORE_LT_CHECK(call)                                                              \
+  do {                                                                                    \
+    cublasStatus_t st_ = (call);                                                          \
+    if (st_ != CUBLAS_STATUS_SUCCESS)                                                     \
+      throw Error(ErrorCode::Device, std::string("cuBLASLt: ") + #call + " failed with status " + \
+                                         std::to_string(static_cast<int>(st_)));          \
+  } while (0)
+
+constexpr size_t kWorkspace = size_t(32) << 20;
+
+uint32_t alignment(const void* p) {
+  uint32_t a = 256;
+  while (a > 4 && reinterpret_cast<uintptr_t>(p) % a != 0) a /= 2;
+  return a;
+}
+
+class LtImpl final : public LtMatmul {
+ public:
+  LtImpl() {
+    SCORE_LT_CHECK(cublasLtCreate(&handle_));
+    workspace_.ensure(kWorkspace);
+  }
+  ~LtImpl() override {
+    for (auto& kv : plans_) {
+      Plan& p = kv.second;
+      if (p.x) cublasLtMatrixLayoutDestroy(p.x);
+      if (p.y) cublasLtMatrixLayoutDestroy(p.y);
+      if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+      if (p.desc) cublasLtMatmulDescDestroy(p.desc);
+    }
+    if (handle_) cublasLtDestroy(handle_);
+  }
+
+  bool run(const Gemm& g, cudaStream_t stream) override {
+    if (g.batch != 1 || g.bias || g.M == 0 || g.N == 0 || g.K == 0) return false;
+    const uint32_t al = std::min(std::min(alignment(g.A), alignment(g.B)), alignment(g.C));
+    const Key key{g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.a_kcontig, g.b_ncontig, al};
+    auto it = plans_.find(key);
+    if (it == plans_.end()) it = plans_.emplace(key, make_plan(g, al)).first;
+    Plan& p = it->second;
+    if (!p.ok) return false;
+    const float alpha = g.alpha, beta = g.accumulate ? 1.0f : 0.0f;
+    SCORE_LT_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, g.B, p.x, g.A, p.y, &beta, g.C, p.c, g.C,
+                                  p.c, &p.algo, workspace_.get(), kWorkspace, stream));
+    return true;
+  }
+
+ private:
+  using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, bool, bool, uint32_t>;
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t x = nullptr, y = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+    bool ok = false;
+  };
+
+  Plan make_plan(const Gemm& g, uint32_t al) {
+    Plan p;
+    SCORE_LT_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F_FAST_16BF, CUDA_R_32F));
+    const cublasOperation_t opx = g.b_ncontig ? CUBLAS_OP_N : CUBLAS_OP_T;
+    const cublasOperation_t opy = g.a_kcontig ? CUBLAS_OP_N : CUBLAS_OP_T;
+    SCORE_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opx, sizeof opx));
+    SCORE_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opy, sizeof opy));
+    // Layouts as stored (rows, cols, leading dimension), column-major.
+    SCORE_LT_CHECK(cublasLtMatrixLayoutCreate(&p.x, CUDA_R_32F, g.b_ncontig ? g.N : g.K,
+                                              g.b_ncontig ? g.K : g.N, g.ldb));
+    SCORE_LT_CHECK(cublasLtMatrixLayoutCreate(&p.y, CUDA_R_32F, g.a_kcontig ? g.K : g.M,
+                                              g.a_kcontig ? g.M : g.K, g.lda));
+    SCORE_LT_CHECK(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, g.N, g.M, g.ldc));
+    cublasLtMatmulPreference_t pref = nullptr;
+    SCORE_LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    size_t ws = kWorkspace;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    // Parameter tensors sit at arbitrary float offsets of one buffer: promise only the
+    // alignment the pointers have.
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
+    cublasLtMatmulHeuristicResult_t res{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.x, p.y, p.c, p.c,
+                                                             pref, 1, &res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
+      p.algo = res.algo;
+      p.ok = true;  // otherwise this shape stays on our kernel
+    }
+    return p;
+  }
+
+  cublasLtHandle_t handle_ = nullptr;
+  DeviceBuffer<unsigned char> workspace_;
+  std::map<Key, Plan> plans_;
+};
+
+}  // namespace
+
+std::unique_ptr<LtMatmul> LtMatmul::create() { return std::make_unique<LtImpl>(); }
+bool LtMatmul::available() { return true; }
+
+}  // namespace score::cuda
+
+#else  // built without cuBLASLt
+
+namespace score::cuda {
+std::unique_ptr<LtMatmul> LtMatmul::create() { return nullptr; }
+bool LtMatmul::available() { return false; }
+}  // namespace score::cuda
+
+#endif
