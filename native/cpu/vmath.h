@@ -40,10 +40,13 @@ inline float fexp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n, n in [-126, 127]
+  // NaN in, NaN out; a NaN must not reach the float -> int conversion (undefined behaviour).
+  // Both are selects, so the loop still vectorises.
+  const bool nan = x != x;
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(nan ? 0.0f : n) + 127) << 23;  // 2^n, n in [-126, 127]
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return nan ? x : p * scale;
 }
 
 // Row primitives for the softmaxes (attention, classifier), in float with double
