@@ -79,8 +79,7 @@ void bench_gemm() {
     g.B = B.get(), g.ldb = s.bn ? s.N : s.K, g.b_ncontig = s.bn;
     g.C = C.get(), g.ldc = s.N, g.M = s.M, g.N = s.N, g.K = s.K;
     g.accumulate = !s.ak;  // the weight-gradient form accumulates (and may split K)
-    for (int variant : {0, 1}) {
-      g.variant = variant;
+    {
       cu::gemm(g, cu::MatmulPrecision::BF16, nullptr);
       SCORE_CUDA_CHECK(cudaDeviceSynchronize());
       cudaEvent_t e0, e1;
@@ -93,12 +92,11 @@ void bench_gemm() {
       float ms = 0;
       cudaEventElapsedTime(&ms, e0, e1);
       const double tflops = 2.0 * s.M * s.N * s.K * iters / (ms * 1e-3) / 1e12;
-      std::printf("RESULT gemm_%s%s_tflops %.1f\n", s.name, variant ? "_v1" : "", tflops);
+      std::printf("RESULT gemm_%s_tflops %.1f\n", s.name, tflops);
       std::fflush(stdout);
       cudaEventDestroy(e0), cudaEventDestroy(e1);
     }
     if (lt) {  // the same product through cuBLASLt (float32 operands, bf16 tensor cores)
-      g.variant = 0;
       if (!lt->run(g, nullptr)) continue;
       SCORE_CUDA_CHECK(cudaDeviceSynchronize());
       const double t0 = now();

@@ -61,7 +61,7 @@ gpu = (d / "gpu.txt").read_text().strip() if (d / "gpu.txt").exists() else "?"
 rows = [k for k in ours if k.endswith(("tflops", "tokens_per_s", "mfu_percent", "_ms")) and k != "peak_bf16_tflops"]
 print()
 print(f"GPU: {gpu}   commit: {(d / 'commit.txt').read_text().strip()}   train batch: {ours.get('train_batch', '?')} x 1024")
-print("ratio = score-rl speed / pytorch speed (above 1: score-rl is faster); _v1 = GEMM variant with 2 blocks/SM")
+print("ratio = score-rl speed / pytorch speed (above 1: score-rl is faster); _lt = the same product through cuBLASLt")
 print(f"| {'metric':42} | {'score-rl':>10} | {'pytorch':>10} | {'ratio':>6} |")
 print(f"|{'-' * 44}|{'-' * 12}|{'-' * 12}|{'-' * 8}|")
 for k in rows:

@@ -241,7 +241,14 @@ class CudaBackend final : public Backend {
   }
 
   GenerateResult generate(const GenerateRequest& req) override {
-    return guarded([&] { return generate_impl(req); });
+    return guarded([&] {
+      GenerateResult r = generate_impl(req);
+      // The KV cache and decode scratch are freed after each call: a policy that samples
+      // and then trains holds either the cache or the training activations, not both.
+      kv_.release();
+      dec_.release();
+      return r;
+    });
   }
 
   size_t memory_bytes() const override {
@@ -259,6 +266,8 @@ class CudaBackend final : public Backend {
                 "the CUDA device failed earlier in this model and it refuses further calls (" +
                     broken_ + ")");
     try {
+      // The current device is per host thread, and calls arrive on worker threads.
+      SCORE_CUDA_CHECK(cudaSetDevice(opt_.device));
       return fn();
     } catch (const Error& e) {
       if (e.code() == ErrorCode::Device) broken_ = e.what();

@@ -51,6 +51,12 @@ class DeviceBuffer {
     cap_ = n;
     return ptr_;
   }
+  // Frees the memory now (the next ensure() allocates again).
+  void release() {
+    if (ptr_) SCORE_CUDA_CHECK(cudaFree(ptr_));
+    ptr_ = nullptr;
+    cap_ = 0;
+  }
   T* get() const { return ptr_; }
   size_t size() const { return cap_; }
   size_t bytes() const { return cap_ * sizeof(T); }

@@ -251,13 +251,10 @@ void launch(const Gemm& g, MatmulPrecision prec, cudaStream_t stream) {
         splits = static_cast<int>(std::max(1LL, std::min<long long>((2LL * sms + tiles - 1) / tiles, g.K / 512)));
     }
     if (splits > 1) grid.z = splits;
-    if (g.variant == 1) {  // 2 blocks per SM (128 registers, some spills): a benchmark knob
-      if (vec) gemm_bf16_kernel<AK, BN, true, 2><<<grid, kThreads, 0, stream>>>(g, splits);
-      else gemm_bf16_kernel<AK, BN, false, 2><<<grid, kThreads, 0, stream>>>(g, splits);
-    } else {
-      if (vec) gemm_bf16_kernel<AK, BN, true, 1><<<grid, kThreads, 0, stream>>>(g, splits);
-      else gemm_bf16_kernel<AK, BN, false, 1><<<grid, kThreads, 0, stream>>>(g, splits);
-    }
+    // One block (8 warps, ~205 registers each) per SM: forcing two (128 registers, spills)
+    // measured 0-35% slower on an H200 (bench/results/2026-11-27-gpu.md, "v1").
+    if (vec) gemm_bf16_kernel<AK, BN, true, 1><<<grid, kThreads, 0, stream>>>(g, splits);
+    else gemm_bf16_kernel<AK, BN, false, 1><<<grid, kThreads, 0, stream>>>(g, splits);
   } else {
     dim3 grid(ceil_div(g.N, 64), ceil_div(g.M, 64), g.batch);
     gemm_f32_kernel<AK, BN><<<grid, 256, 0, stream>>>(g);

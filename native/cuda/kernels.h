@@ -42,7 +42,6 @@ struct Gemm {
   int M = 0, N = 0, K = 0, batch = 1;
   float alpha = 1.0f;
   bool accumulate = false;  // C += product instead of C = product
-  int variant = 0;          // bf16 kernel tuning variant (0: default; 1: 2 blocks/SM), for benchmarks
 };
 enum class MatmulPrecision { BF16, FP32 };
 void gemm(const Gemm& g, MatmulPrecision prec, cudaStream_t stream);
