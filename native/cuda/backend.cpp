@@ -859,3 +859,22 @@ extern "C" __attribute__((visibility("default"))) score::Backend* score_cuda_cre
     return fail("unknown error while creating the CUDA backend");
   }
 }
+
+// "NVIDIA H200 (sm_90, 139 GiB)" for device `index` into `out`; returns false and the
+// reason (no driver, no device) instead. For `score-rl inspect` through the addon.
+extern "C" __attribute__((visibility("default"))) bool score_cuda_describe_device(int index, char* out,
+                                                                                   size_t outlen) {
+  std::string text;
+  bool ok = true;
+  try {
+    text = score::cuda::describe_device(index);
+  } catch (const std::exception& e) {
+    text = e.what();
+    ok = false;
+  }
+  if (out && outlen) {
+    std::strncpy(out, text.c_str(), outlen - 1);
+    out[outlen - 1] = '\0';
+  }
+  return ok;
+}

@@ -34,6 +34,7 @@ int main() {
 #include "score/errors.h"
 
 extern "C" score::Backend* score_cuda_create_backend(const score::ModelConfig*, bool, char*, size_t);
+extern "C" bool score_cuda_describe_device(int, char*, size_t);
 
 using namespace score;
 using namespace score_test;
@@ -250,6 +251,11 @@ int main() {
   ModelConfig cfg = small_config(Arch::GPT2);
   char err[512] = {0};
   Backend* b = score_cuda_create_backend(&cfg, true, err, sizeof err);
+  char desc[256] = {0};
+  const bool described = score_cuda_describe_device(0, desc, sizeof desc);
+  // No device described => no backend; a described device may still be refused (sm < 80).
+  std::printf("%s: score_cuda_describe_device: %s\n", described || !b ? "ok  " : "FAIL", desc);
+  if (!described && b) return 1;
   if (!b) {
     const bool named = std::strstr(err, "driver") || std::strstr(err, "device") || std::strstr(err, "sm_");
     std::printf("%s: score_cuda_create_backend failed cleanly: %s\n", named ? "ok  " : "FAIL", err);
