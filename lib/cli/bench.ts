@@ -1,4 +1,4 @@
-// score-rl bench train|logprobs --preset P [--arch A] [--json] [--vs-torch|--no-torch]
+// score-rl bench train|logprobs|sample|gemm --preset P [--arch A] [--json] [--no-torch]
 // Our number, and PyTorch's on the same shapes and threads when /usr/bin/python3
 // has torch, side by side in one run, with the ratio.
 import { spawnSync } from 'node:child_process';
@@ -10,6 +10,7 @@ import { initModel, type Model } from '../model/model.js';
 import { packageRoot } from '../native/addon.js';
 import { ARCHS, getPreset, PRESETS, type Arch } from '../model/presets.js';
 import { CliError, helpText, parseArgs, type FlagSpec } from './args.js';
+import { benchGemm, gemmTable, peerEnv } from './bench-gemm.js';
 
 const SUITES = ['train', 'logprobs', 'sample'] as const;
 type Suite = (typeof SUITES)[number];
@@ -63,7 +64,7 @@ function runTorch(python: string, suite: Suite, arch: Arch, preset: string, B: n
   const p = getPreset(preset);
   const script = path.join(packageRoot, 'bench', 'torch_peer.py');
   // The peer's best settings on this machine (see bench/README.md).
-  const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? 'SkylakeX', OMP_NUM_THREADS: String(threads) };
+  const env = peerEnv(threads);
   const args = [script, '--suite', suite, '--arch', arch, '--L', String(p.layers), '--C', String(p.dModel), '--H', String(p.heads), '--V', String(p.vocab), '--B', String(B), '--T', String(T), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--prompt', String(T - newTokens), '--new', String(newTokens)];
   const r = spawnSync(python, args, { env, encoding: 'utf8', maxBuffer: 1 << 20 });
   if (r.status !== 0) return { error: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop()! };
@@ -131,11 +132,16 @@ function table(r: BenchResult): string {
 export async function run(args: string[]): Promise<number> {
   const { flags, positional } = parseArgs(args, SPEC, 1);
   if (flags.help || positional.length === 0) {
-    console.log(helpText(`usage: score-rl bench ${SUITES.join('|')} --preset P [--arch A] [--json]`, SPEC));
+    console.log(helpText(`usage: score-rl bench ${SUITES.join('|')}|gemm --preset P [--arch A] [--json]`, SPEC));
     return flags.help ? 0 : 1;
   }
+  if (positional[0] === 'gemm') {
+    const g = await benchGemm({ reps: Number(flags.steps), warmup: Number(flags.warmup), torch: !flags['no-torch'], python: String(flags.python) });
+    console.log(flags.json ? JSON.stringify(g) : gemmTable(g));
+    return 0;
+  }
   const suite = positional[0] as Suite;
-  if (!SUITES.includes(suite)) throw new CliError(`unknown suite '${suite}' (expected ${SUITES.join(', ')})`);
+  if (!SUITES.includes(suite)) throw new CliError(`unknown suite '${suite}' (expected ${[...SUITES, 'gemm'].join(', ')})`);
   const arch = String(flags.arch) as Arch;
   if (!ARCHS.includes(arch)) throw new CliError(`--arch: '${arch}' is not one of ${ARCHS.join(', ')}`);
   const preset = String(flags.preset);

@@ -2,11 +2,13 @@
 //   loadModel(dir, {device, cudaLibrary}) -> Promise<NativeModel>
 //   initModel(configJson, seed, {device, cudaLibrary}) -> Promise<NativeModel>
 //   errorCodes() -> string[]   (every code a rejection can carry)
+//   benchGemm({M, N, K, form, reps, warmup}) -> Promise<{ms: number[], maxRelErr}>  (score-rl bench gemm)
 #include <napi.h>
 
 #include "args.h"
 #include "model_wrap.h"
 #include "score/config.h"
+#include "cpu/gemm_bench.h"
 #include "score/model.h"
 #include "worker.h"
 
@@ -59,6 +61,28 @@ Napi::Value init_model(const Napi::CallbackInfo& info) {
   return p;
 }
 
+Napi::Value bench_gemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = get_object(env, info[0], "options");
+  const int M = get_int(env, o, "M", 0, true), N = get_int(env, o, "N", 0, true), K = get_int(env, o, "K", 0, true);
+  const std::string form = o.Has("form") ? get_string(env, o.Get("form"), "options.form") : "nt";
+  const int reps = get_int(env, o, "reps", 10), warmup = get_int(env, o, "warmup", 2);
+  auto out = std::make_shared<score::cpu::GemmBenchResult>();
+  auto* w = new PromiseWorker(
+      env, [=] { *out = score::cpu::bench_sgemm(M, N, K, form, reps, warmup); },
+      [out](Napi::Env env) -> Napi::Value {
+        Napi::Object r = Napi::Object::New(env);
+        Napi::Array ms = Napi::Array::New(env, out->ms.size());
+        for (size_t i = 0; i < out->ms.size(); i++) ms.Set(static_cast<uint32_t>(i), out->ms[i]);
+        r.Set("ms", ms);
+        r.Set("maxRelErr", out->max_rel_err);
+        return r;
+      });
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->model_ctor = Napi::Persistent(ModelWrap::define(env));
@@ -66,6 +90,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", data->model_ctor.Value());
   exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel"));
   exports.Set("initModel", Napi::Function::New(env, init_model, "initModel"));
+  exports.Set("benchGemm", Napi::Function::New(env, bench_gemm, "benchGemm"));
   return exports;
 }
 

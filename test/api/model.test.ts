@@ -167,3 +167,15 @@ describe('the event loop keeps turning during native work', () => {
     expect(maxGap).toBeLessThan(Math.max(100, elapsed / 4));
   });
 });
+
+describe('benchGemm (score-rl bench gemm)', () => {
+  it('times sgemm in the three forms and checks it against a double reference', async () => {
+    const { addon } = await import('../../lib/native/addon.js');
+    for (const form of ['nn', 'nt', 'tn'] as const) {
+      const r = await addon().benchGemm({ M: 37, N: 53, K: 71, form, reps: 2, warmup: 0 });
+      expect(r.ms).toHaveLength(2);
+      expect(r.maxRelErr).toBeLessThan(1e-5); // float32 products of 71 terms in [-1, 1)
+    }
+    await expect(addon().benchGemm({ M: 4, N: 4, K: 4, form: 'xx' as never })).rejects.toMatchObject({ code: 'ERR_SCORE_INVALID_ARGUMENT' });
+  });
+});
