@@ -15,6 +15,13 @@ export interface JsonlLine {
   value: Record<string, unknown>;
 }
 
+/** An error message with line breaks and other control characters escaped (\\n, \\r, \\u2028 as
+ * \\u000a, ...), so that a message about a file stays on one line: V8's JSON.parse quotes the
+ * offending source text, which may hold them. */
+export function oneLine(msg: string): string {
+  return msg.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export async function readText(path: string): Promise<string> {
   let info;
   try {
@@ -39,7 +46,7 @@ export function parseJsonl(text: string, file: string, opts: JsonlOptions = {}):
       value = JSON.parse(raw);
       if (value === null || typeof value !== 'object' || Array.isArray(value)) problem = 'expected a JSON object';
     } catch (e) {
-      problem = `invalid JSON (${(e as Error).message.split('\n')[0]})`;
+      problem = `invalid JSON (${oneLine((e as Error).message)})`;
     }
     if (problem !== undefined) {
       const msg = `${file}:${i + 1}: ${problem}`;

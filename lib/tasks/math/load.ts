@@ -1,7 +1,7 @@
 // Loaders for MATH (one JSON file per problem), MATH-500 / PRM800K jsonl and GSM8K jsonl.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
-import { field, readJsonl, skipOrThrow, type JsonlOptions } from '../jsonl.js';
+import { field, oneLine, readJsonl, skipOrThrow, type JsonlOptions } from '../jsonl.js';
 import { TaskInputError, type TaskRecord } from '../task.js';
 import { lastBoxed } from './extract.js';
 import { formatPrompt, type MathPromptStyle } from './prompt.js';
@@ -50,7 +50,7 @@ export async function loadMathFolder(dir: string, opts: MathLoadOptions = {}): P
       obj = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
       if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error('expected a JSON object');
     } catch (e) {
-      skipOrThrow(new TaskInputError(`${file}: invalid JSON (${(e as Error).message.split('\n')[0]})`), opts);
+      skipOrThrow(new TaskInputError(`${file}: invalid JSON (${oneLine((e as Error).message)})`), opts);
       continue;
     }
     const bad = ['problem', 'solution'].find((k) => typeof obj[k] !== 'string');
