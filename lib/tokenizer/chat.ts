@@ -25,7 +25,7 @@ export class ChatTemplate {
   constructor(
     readonly source: string,
     private specials: { bos_token?: string; eos_token?: string } = {},
-    file = 'chat_template',
+    private file = 'chat_template',
   ) {
     try {
       this.template = new Template(source);
@@ -35,11 +35,18 @@ export class ChatTemplate {
   }
 
   render(messages: ChatMessage[], opts: ChatOptions = {}): string {
-    return this.template.render({
-      messages,
-      add_generation_prompt: opts.addGenerationPrompt ?? true,
-      ...this.specials,
-      ...opts.vars,
-    });
+    try {
+      return this.template.render({
+        messages,
+        add_generation_prompt: opts.addGenerationPrompt ?? true,
+        ...this.specials,
+        ...opts.vars,
+      });
+    } catch (e) {
+      // a template that parses can still fail on use (an undefined variable in an
+      // operation, raise_exception(...)); say which file's template it was
+      const msg = (e instanceof Error ? e.message : String(e)).replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ').slice(0, 500);
+      throw new TokenizerError(`${this.file}: chat_template failed to render (${msg})`);
+    }
   }
 }

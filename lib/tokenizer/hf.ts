@@ -11,6 +11,37 @@ import { TokenizerError, type ChatMessage, type EncodeOptions, type Tokenizer } 
 
 const SUPPORTED = new Set(['BPE']);
 
+/** An error message from a library on one line: line breaks and control characters escaped. */
+function oneLine(msg: string): string {
+  return msg.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).slice(0, 500);
+}
+
+const errorText = (e: unknown): string => oneLine(e instanceof Error ? e.message : String(e));
+
+/** Ids above this are not a real vocabulary (the largest are ~10^6) but a broken file: the
+ * library sizes tables by the largest id, and 2^31 hangs it. */
+const MAX_ID = 2 ** 24 - 1;
+
+/** The library builds some parts of the pipeline lazily and trusts the file's types, so a
+ * malformed tokenizer.json can construct and then fail, hang or return garbage ids on first
+ * use. Check what the rest of the pipeline relies on up front: every id an integer in
+ * [0, MAX_ID]. */
+function checkIds(json: Record<string, unknown>, file: string): void {
+  const isId = (id: unknown) => Number.isInteger(id) && (id as number) >= 0 && (id as number) <= MAX_ID;
+  const vocab = (json.model as { vocab?: unknown }).vocab;
+  if (!vocab || typeof vocab !== 'object' || Array.isArray(vocab)) throw new TokenizerError(`${file}: field 'model.vocab' must be an object of token -> id`);
+  for (const [token, id] of Object.entries(vocab)) {
+    if (!isId(id))
+      throw new TokenizerError(`${file}: model.vocab: token ${oneLine(JSON.stringify(token).slice(0, 80))} has id ${oneLine(String(JSON.stringify(id)).slice(0, 40))}, not an integer in [0, ${MAX_ID}]`);
+  }
+  const added = json.added_tokens ?? [];
+  if (!Array.isArray(added)) throw new TokenizerError(`${file}: field 'added_tokens' must be a list`);
+  for (const [i, t] of added.entries()) {
+    const ok = t && typeof t === 'object' && isId((t as { id?: unknown }).id) && typeof (t as { content?: unknown }).content === 'string';
+    if (!ok) throw new TokenizerError(`${file}: added_tokens[${i}] must have an integer id in [0, ${MAX_ID}] and a string content`);
+  }
+}
+
 function readJson(file: string, required: boolean): Record<string, unknown> | undefined {
   let text: string;
   try {
@@ -24,7 +55,7 @@ function readJson(file: string, required: boolean): Record<string, unknown> | un
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected a JSON object');
     return v as Record<string, unknown>;
   } catch (e) {
-    throw new TokenizerError(`${file}: invalid JSON (${(e as Error).message.split('\n')[0]})`);
+    throw new TokenizerError(`${file}: invalid JSON (${errorText(e)})`);
   }
 }
 
@@ -49,15 +80,20 @@ export class HfTokenizerFiles implements Tokenizer {
     const model = json.model as { type?: unknown; vocab?: unknown } | undefined;
     if (!model || typeof model !== 'object') throw new TokenizerError(`${file}: field 'model' is missing`);
     const type = typeof model.type === 'string' ? model.type : model.vocab && !Array.isArray(model.vocab) && 'merges' in model ? 'BPE' : String(model.type);
-    if (!SUPPORTED.has(type)) throw new TokenizerError(`${file}: unsupported tokenizer model type '${type}' (supported: BPE, as in GPT-2, Llama and Qwen2)`);
+    if (!SUPPORTED.has(type)) throw new TokenizerError(`${file}: unsupported tokenizer model type '${oneLine(type.slice(0, 80))}' (supported: BPE, as in GPT-2, Llama and Qwen2)`);
     this.modelType = type;
+    this.file = file;
+    checkIds(json, file);
     try {
       this.tok = new HfTokenizer(json, config);
     } catch (e) {
-      throw new TokenizerError(`${file}: cannot build the tokenizer (${(e as Error).message.split('\n')[0]})`);
+      throw new TokenizerError(`${file}: cannot build the tokenizer (${errorText(e)})`);
     }
-    const vocab = this.tok.get_vocab(true);
-    this.vocabSize = Math.max(...vocab.values()) + 1;
+    // (a loop, not Math.max(...values): spreading 150k ids overflows the stack)
+    let maxId = -1;
+    for (const id of this.tok.get_vocab(true).values()) if (id > maxId) maxId = id;
+    if (maxId < 0) throw new TokenizerError(`${file}: the vocabulary is empty`);
+    this.vocabSize = maxId + 1;
     const specials = new Map<string, number>();
     for (const [id, t] of this.tok.get_added_tokens_decoder()) if (t.special) specials.set(t.content, id);
     this.specialTokens = specials;
@@ -65,12 +101,15 @@ export class HfTokenizerFiles implements Tokenizer {
       const text = tokenText(config[key]);
       if (text === undefined) return undefined;
       const id = this.tok.token_to_id(text);
-      if (id === undefined) throw new TokenizerError(`${configFile}: ${key} '${text}' is not in the vocabulary of ${file}`);
+      if (id === undefined) throw new TokenizerError(`${configFile}: ${key} '${oneLine(text.length > 80 ? text.slice(0, 80) + '...' : text)}' is not in the vocabulary of ${file}`);
       return id;
     };
     const fromModel = (key: string): number | undefined => {
       const v = modelConfig?.[key];
-      return typeof v === 'number' ? v : Array.isArray(v) && typeof v[0] === 'number' ? v[0] : undefined;
+      const id = typeof v === 'number' ? v : Array.isArray(v) && typeof v[0] === 'number' ? v[0] : undefined;
+      if (id === undefined || id < 0) return undefined; // (-1: none, as some configs write it)
+      if (!Number.isInteger(id) || id >= this.vocabSize) throw new TokenizerError(`${join(configFile, '..', 'config.json')}: ${key} ${id} is not a token id of ${file} (${this.vocabSize} tokens)`);
+      return id;
     };
     this.eosTokenId = idOf('eos_token') ?? fromModel('eos_token_id');
     this.bosTokenId = idOf('bos_token') ?? fromModel('bos_token_id');
@@ -80,15 +119,27 @@ export class HfTokenizerFiles implements Tokenizer {
       template === undefined
         ? undefined
         : new ChatTemplate(template, { bos_token: tokenText(config.bos_token) ?? '', eos_token: tokenText(config.eos_token) ?? '' }, configFile);
+    // Parts the library builds on first use fail here, at load time, naming the file.
+    this.decode(this.encode('Hello world, 1+1=2. \u00e9\u4e2d\u{1F600}\n', { addSpecialTokens: true }));
   }
 
+  private readonly file: string;
+
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
+    try {
+      return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
+    } catch (e) {
+      throw new TokenizerError(`${this.file}: encoding failed (${errorText(e)})`);
+    }
   }
 
   decode(ids: ArrayLike<number>, opts: { skipSpecialTokens?: boolean } = {}): string {
     if (ids.length === 0) return ''; // (the library rejects an empty list: an attempt that is only EOS is empty text)
-    return this.tok.decode(Array.from(ids), { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    try {
+      return this.tok.decode(Array.from(ids), { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    } catch (e) {
+      throw new TokenizerError(`${this.file}: decoding failed (${errorText(e)})`);
+    }
   }
 
   /** Render messages with the tokenizer's chat template. */
