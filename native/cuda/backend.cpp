@@ -628,9 +628,9 @@ class CudaBackend final : public Backend {
         download(glogp.data(), d_lp, rows, stream_);
         sync();
         for (int i = 0; i < rows; i++) {
-          SCORE_CHECK(std::isfinite(glogp[i]), InvalidArgument,
+          SCORE_CHECK(std::isfinite(glogp[i]), Numeric,  // as cpu::sample_row
                       "generate: sequence " + std::to_string(row_seq[i]) +
-                          ": logits are not finite (NaN or infinite)");
+                          ": logits are not finite (NaN or infinite): the model has diverged");
           out[i] = {gtok[i], glogp[i], 0.0f};
         }
       } else {
