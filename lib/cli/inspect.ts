@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
-import { cudaLibraryPath, packageRoot } from '../native/addon.js';
+import { addon, cudaLibraryPath, packageRoot } from '../native/addon.js';
 import { initModel } from '../model/model.js';
 import { helpText, parseArgs, type FlagSpec } from './args.js';
 
@@ -34,9 +34,10 @@ function ompThreads(): number {
 async function probeCuda(): Promise<{ ok: boolean; detail: string }> {
   const tiny = { model_type: 'gpt2', vocab_size: 16, n_layer: 1, n_embd: 8, n_head: 2, n_positions: 8 };
   try {
+    const card = await addon().describeCuda({ device: 'cuda', cudaLibrary: cudaLibraryPath() });
     const m = await initModel(tiny, { device: 'cuda', seed: 0 });
     m.dispose();
-    return { ok: true, detail: 'a model was created on CUDA device 0' };
+    return { ok: true, detail: `${card.ok ? card.text : 'device 0'}: a model was created on it` };
   } catch (e) {
     const err = e as Error & { code?: string };
     return { ok: false, detail: `${err.code ?? 'error'}: ${err.message}` };

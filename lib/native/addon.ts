@@ -88,6 +88,8 @@ export interface DeviceOptions {
 export interface Addon {
   loadModel(dir: string, opts?: DeviceOptions): Promise<NativeModel>;
   initModel(configJson: string, seed: number, opts?: DeviceOptions): Promise<NativeModel>;
+  /** CUDA device 0 in words ("NVIDIA H200 (sm_90, 139 GiB)"), or why there is none. */
+  describeCuda(opts: DeviceOptions): Promise<{ ok: boolean; text: string }>;
   /** Times sgemm at one shape (form nn | nt | tn) and checks it against a double reference. */
   benchGemm(o: { M: number; N: number; K: number; form: 'nn' | 'nt' | 'tn'; reps?: number; warmup?: number }): Promise<{ ms: number[]; maxRelErr: number }>;
 }

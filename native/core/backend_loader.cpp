@@ -11,6 +11,26 @@ namespace score {
 // when the device cannot be used (no driver, no GPU, wrong architecture).
 using CudaCreateFn = Backend* (*)(const ModelConfig* cfg, bool trainable, char* err, size_t errlen);
 
+bool describe_cuda_device(const DeviceOptions& dev, int index, std::string* text) {
+  const std::string lib = dev.cuda_library.empty() ? "libscore_cuda.so" : dev.cuda_library;
+  void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char* why = dlerror();
+    *text = "cannot load " + lib + " (" + (why ? why : "unknown reason") + ")";
+    return false;
+  }
+  using DescribeFn = bool (*)(int, char*, size_t);
+  auto describe = reinterpret_cast<DescribeFn>(dlsym(handle, "score_cuda_describe_device"));
+  if (!describe) {
+    *text = lib + " does not export score_cuda_describe_device";
+    return false;
+  }
+  char buf[512] = {0};
+  const bool ok = describe(index, buf, sizeof buf);
+  *text = buf;
+  return ok;
+}
+
 std::unique_ptr<Backend> create_backend(const ModelConfig& cfg, bool trainable,
                                         const DeviceOptions& dev) {
   if (dev.device == "cpu") return create_cpu_backend(cfg, trainable);

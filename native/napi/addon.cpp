@@ -2,6 +2,7 @@
 //   loadModel(dir, {device, cudaLibrary}) -> Promise<NativeModel>
 //   initModel(configJson, seed, {device, cudaLibrary}) -> Promise<NativeModel>
 //   errorCodes() -> string[]   (every code a rejection can carry)
+//   describeCuda({cudaLibrary}) -> Promise<{ok, text}>   (CUDA device 0 in words, or why not)
 //   benchGemm({M, N, K, form, reps, warmup}) -> Promise<{ms: number[], maxRelErr}>  (score-rl bench gemm)
 #include <napi.h>
 
@@ -83,6 +84,24 @@ Napi::Value bench_gemm(const Napi::CallbackInfo& info) {
   return p;
 }
 
+Napi::Value describe_cuda(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  score::DeviceOptions dev = parse_device(env, info[0]);
+  auto text = std::make_shared<std::string>();
+  auto ok = std::make_shared<bool>(false);
+  auto* w = new PromiseWorker(
+      env, [dev, text, ok] { *ok = score::describe_cuda_device(dev, 0, text.get()); },
+      [text, ok](Napi::Env env) -> Napi::Value {
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("ok", *ok);
+        r.Set("text", *text);
+        return r;
+      });
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->model_ctor = Napi::Persistent(ModelWrap::define(env));
@@ -90,6 +109,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", data->model_ctor.Value());
   exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel"));
   exports.Set("initModel", Napi::Function::New(env, init_model, "initModel"));
+  exports.Set("describeCuda", Napi::Function::New(env, describe_cuda, "describeCuda"));
   exports.Set("benchGemm", Napi::Function::New(env, bench_gemm, "benchGemm"));
   return exports;
 }

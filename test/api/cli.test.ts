@@ -67,4 +67,16 @@ describe('score-rl CLI', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('rl step');
   });
+
+  it('inspect: CPU features, threads, and the CUDA library and device or why not', async () => {
+    const r = cli('inspect', '--json');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as { cpuFeatures: string[]; ompThreads: number; cudaDevice: { ok: boolean; detail: string } };
+    expect(j.ompThreads).toBeGreaterThan(0);
+    expect(Array.isArray(j.cpuFeatures)).toBe(true);
+    expect(j.cudaDevice.detail.length).toBeGreaterThan(0);
+    const { addon } = await import('../../lib/native/addon.js');
+    const d = await addon().describeCuda({ device: 'cuda', cudaLibrary: '/nonexistent/libscore_cuda.so' });
+    expect(d).toMatchObject({ ok: false, text: expect.stringContaining('cannot load /nonexistent/libscore_cuda.so') });
+  });
 });

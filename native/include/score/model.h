@@ -74,6 +74,10 @@ class Model {
   bool trainable_;
 };
 
+// The CUDA device `index` in words ("NVIDIA H200 (sm_90, 139 GiB)"), through the CUDA
+// backend library; false and the reason (library, driver, device missing) otherwise.
+bool describe_cuda_device(const DeviceOptions& dev, int index, std::string* text);
+
 // Picks the backend for a device; "cuda" loads libscore_cuda.so and fails
 // with ErrorCode::Device naming what is missing.
 std::unique_ptr<Backend> create_backend(const ModelConfig& cfg, bool trainable,
