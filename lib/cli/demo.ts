@@ -13,6 +13,7 @@ const SPEC: FlagSpec = {
   out: { type: 'string', help: 'keep the run here: config.json, base/, runs/<method>/ (metrics.jsonl, checkpoints), report.html, report.json (default: a new temporary folder)' },
   seed: { type: 'number', default: 0, help: 'seed of the problems, the model and every sample (same seed and threads: same table)' },
   ablations: { type: 'string', help: "'all' adds SCoRe without the progress bonus (alpha 0)" },
+  bits: { type: 'number', help: 'input length in bits (default 12; 4096 different problems, 1000 of them held out)' },
   threads: { type: 'number', help: 'native threads (default: OMP_NUM_THREADS, else 1; one thread is fastest for this small model)' },
   help: { type: 'boolean', help: 'this text' },
 };
@@ -22,7 +23,7 @@ const ABOUT = `usage: score-rl demo [options]
 A small GPT (2 layers, d=128) is trained from scratch on this CPU, then taught to
 correct itself with SCoRe (Kumar et al. 2024), next to the paper's baselines.
 
-The task: the parity of 14 bits, answer first, then the working. For 0110 the
+The task: the parity of 12 bits, answer first, then the working. For 0110 the
 answer is "0:0100": the claimed parity, then the running parities of the bits.
 The claim comes before any working and parity is hard for a small transformer in
 one pass, so first attempts are right about half the time. The working ends with
@@ -47,6 +48,8 @@ export async function run(args: string[]): Promise<number> {
   if (flags.ablations !== undefined && flags.ablations !== 'all') throw new CliError(`--ablations: expected 'all', got '${String(flags.ablations)}'`);
   const seed = flags.seed as number;
   if (!(Number.isInteger(seed) && seed >= 0)) throw new CliError(`--seed must be a non-negative integer, got ${seed}`);
+  const bits = flags.bits as number | undefined;
+  if (bits !== undefined && !(Number.isInteger(bits) && bits >= 11 && bits <= 24)) throw new CliError(`--bits must be an integer from 11 to 24 (1000 distinct held-out problems), got ${bits}`);
   const threads = (flags.threads as number | undefined) ?? (Number(process.env.OMP_NUM_THREADS) || 1);
   if (!(Number.isInteger(threads) && threads >= 1)) throw new CliError(`--threads must be a positive integer, got ${threads}`);
   // OpenMP reads this when the native addon loads, which happens below (after the imports).
@@ -69,7 +72,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     progress.line(`score-rl demo: seed ${seed}, ${threads} thread(s), run folder ${out}`);
     const r = await runDemo({
-      scale, seed, out, ablations: flags.ablations === 'all', threads, signal: controller.signal,
+      scale, seed, out, bits, ablations: flags.ablations === 'all', threads, signal: controller.signal,
       onBase: (p) => progress.base(p),
       onPhase: (name, what) => progress.phase(name, what),
       onStep: (m, s, n) => progress.step(m, s, n),

@@ -17,7 +17,7 @@
 import type { Model } from '../model/model.js';
 import type { EpisodeFormat } from '../rl/format.js';
 import type { TaskRecord } from '../tasks/task.js';
-import { gradeParity } from './task.js';
+import { gradeParity, seededRandom } from './task.js';
 
 export interface BaseModelSize {
   layers: number;
@@ -52,6 +52,8 @@ export interface BaseRecipe {
   /** phase A: most SFT steps, and the greedy accuracy at which it stops early */
   firstSteps: number;
   stopAccuracy: number;
+  /** fraction of first-attempt examples whose claim is flipped and not trained (keeps the working honest) */
+  flipClaims: number;
   /** phase A: check the probe accuracy every this many steps */
   probeEvery: number;
   /** phase B: SFT steps on two-attempt transcripts (half of each batch stays on first attempts) */
@@ -64,7 +66,7 @@ export interface BaseRecipe {
   maxNewTokens: number;
 }
 
-export const DEFAULT_BASE_RECIPE: BaseRecipe = { firstSteps: 600, stopAccuracy: 0.6, probeEvery: 100, secondSteps: 300, secondLr: 5e-4, batch: 64, lr: 1e-3, seed: 0, maxNewTokens: 24 };
+export const DEFAULT_BASE_RECIPE: BaseRecipe = { firstSteps: 600, stopAccuracy: 0.4, flipClaims: 0.5, probeEvery: 100, secondSteps: 300, secondLr: 5e-4, batch: 64, lr: 1e-3, seed: 0, maxNewTokens: 24 };
 
 export interface BaseProgress {
   phase: 'A' | 'B';
@@ -83,6 +85,25 @@ interface SftRow {
 
 function answerTokens(format: EpisodeFormat, rec: TaskRecord, encode: (s: string) => number[]): number[] {
   return [...encode(rec.answer), ...(format.eosId === null ? [] : [format.eosId])];
+}
+
+/**
+ * A first-attempt example. With probability `flip` the claim (the answer's first
+ * symbol) is replaced by the wrong one and not trained on: the working after it is
+ * still the right one. Without this the network learns that the working's last entry
+ * equals the claim (always true in correct answers, and easier than the last step of
+ * the running parity), so a wrong claim drags the working with it and a first attempt
+ * no longer carries the evidence that it is wrong (measured: docs/demo.md). With it,
+ * the working is computed from the input whatever was claimed, as an honest student's
+ * derivation would be; nothing here teaches a second attempt anything.
+ */
+function firstAttemptRow(format: EpisodeFormat, rec: TaskRecord, encode: (s: string) => number[], flip: boolean): SftRow {
+  const prefix = format.first(rec.prompt);
+  if (!flip) return maskedRow(prefix, answerTokens(format, rec, encode));
+  const wrong = { ...rec, answer: (rec.answer[0] === '1' ? '0' : '1') + rec.answer.slice(1) };
+  const row = maskedRow(prefix, answerTokens(format, wrong, encode));
+  row.mask[prefix.length - 1] = 0;
+  return row;
 }
 
 /** prefix + completion with the loss on the completion's tokens only (mask has length-1 entries). */
@@ -132,11 +153,12 @@ export async function trainBase(opts: {
     return out;
   };
   const aborted = () => opts.signal?.aborted === true;
+  const rnd = seededRandom(rc.seed * 7919 + 17);
 
   let probeAccuracy = 0, stepsA = 0;
   let tokens = 0, since = performance.now();
   for (let step = 1; step <= rc.firstSteps && !aborted(); step++) {
-    const rows = nextBatch().map((r) => maskedRow(format.first(r.prompt), answerTokens(format, r, opts.encode)));
+    const rows = nextBatch().map((r) => firstAttemptRow(format, r, opts.encode, rnd() < rc.flipClaims));
     const r = await sftOn(model, rows, rc.lr);
     tokens += r.tokens;
     stepsA = step;
@@ -155,8 +177,9 @@ export async function trainBase(opts: {
     // Half the batch keeps training first attempts on the right answers: the second
     // turn is a new context for the network, and training it alone disturbs the
     // shared weights enough to wreck the first turn within tens of steps.
-    const keep = nextBatch().slice(0, rc.batch >> 1).map((r) => maskedRow(format.first(r.prompt), answerTokens(format, r, opts.encode)));
-    const recs = nextBatch().slice(0, rc.batch - keep.length);
+    const batch = nextBatch();
+    const keep = batch.slice(0, rc.batch >> 1).map((r) => firstAttemptRow(format, r, opts.encode, rnd() < rc.flipClaims));
+    const recs = batch.slice(keep.length);
     const x1 = recs.map((r) => format.first(r.prompt));
     const g = await model.generate(x1, { n: 2, temperature: 1, maxNewTokens: rc.maxNewTokens, eosId: format.eosId, stop: format.stop, seed: rc.seed * 1_000_003 + step });
     const rows = keep.concat(recs.map((_, i) => {

@@ -36,7 +36,7 @@ function lineChart(title: string, xLabel: string, series: Series[], xMax: number
   const grid = [0, 0.25, 0.5, 0.75, 1]
     .map((y) => `<line x1="${L}" x2="${W - R}" y1="${py(y)}" y2="${py(y)}" class="grid"/><text x="${L - 4}" y="${py(y) + 4}" class="tick" text-anchor="end">${Math.round(y * 100)}%</text>`)
     .join('');
-  const xt = [0, 0.5, 1].map((f) => `<text x="${px(f * xMax)}" y="${H - B + 14}" class="tick" text-anchor="middle">${Math.round(f * xMax)}</text>`).join('');
+  const xt = [0, 0.5, 1].map((f) => `<text x="${px(f * xMax)}" y="${H - B + 14}" class="tick" text-anchor="${f === 1 ? 'end' : 'middle'}">${Math.round(f * xMax).toLocaleString('en-US')}</text>`).join('');
   const lines = series
     .filter((s) => s.points.length > 0)
     .map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ' stroke-dasharray="5 3"' : ''} points="${s.points.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`)
@@ -93,7 +93,7 @@ function transitionBars(rows: DemoRow[]): string {
 }
 
 function tableHtml(r: DemoResult): string {
-  const head = ['method', 'Acc@t1', 'Acc@t2', 'Δ(t1,t2)', 'Δ i→c', 'Δ c→i', 'Acc@t2, other problem’s y1', 'edit ratio', 'time'];
+  const head = ['method', 'Acc@t1', 'Acc@t2', 'Δ(t1,t2)', 'Δ i→c', 'Δ c→i', 'Acc@t2<br>other y1', 'edit<br>ratio', 'time'];
   const body = r.rows
     .map((row) => {
       const e = row.report;
@@ -118,7 +118,7 @@ export function renderHtml(r: DemoResult): string {
   const score = r.rows.find((x) => x.method === 'SCoRe');
   const css = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#111;margin:24px auto;max-width:1060px;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:26px 0 8px}p{margin:6px 0;color:#333}
-table{border-collapse:collapse;margin:10px 0;font-variant-numeric:tabular-nums}th,td{padding:5px 9px;border-bottom:1px solid #e5e7eb;text-align:right;white-space:nowrap}
+table{border-collapse:collapse;margin:10px 0;font-variant-numeric:tabular-nums}th,td{padding:5px 7px;border-bottom:1px solid #e5e7eb;text-align:right;white-space:nowrap}
 thead th{font-weight:600;border-bottom:2px solid #111}tbody th{text-align:left;font-weight:600}.ci{color:#6b7280;font-size:12px}
 .up{color:#047857;font-weight:600}.down{color:#b91c1c;font-weight:600}.dot{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:6px}
 .charts{display:flex;flex-wrap:wrap;gap:8px}svg{background:#fafafa;border:1px solid #e5e7eb;border-radius:4px}
@@ -131,7 +131,7 @@ code{font:12px ui-monospace,Menlo,monospace}code.ok{color:#047857}code.bad{color
 <p class="meta">seed ${r.seed} · ${r.threads} thread(s) · ${r.seconds.toFixed(0)} s in all${r.stopped ? ' · <b>stopped early</b>' : ''} · base: ${r.base.stepsA} + ${r.base.stepsB} SFT steps (${r.base.seconds.toFixed(0)} s)</p>
 <h2>The table (percent of held-out problems, 95% intervals)</h2>
 ${tableHtml(r)}
-<p class="meta">Δ = Acc@t2 − Acc@t1 = Δ i→c − Δ c→i. “Other problem’s y1”: Acc@t2 when the first attempt is replaced by another problem’s first attempt; if it equals Acc@t2, the second attempt does not read the first. Edit ratio: edit distance between the attempts over their length (0 = unchanged).</p>
+<p class="meta">Δ = Acc@t2 − Acc@t1 = Δ i→c − Δ c→i. “Other y1”: Acc@t2 when the first attempt is replaced by another problem’s first attempt; if it equals Acc@t2, the second attempt does not read the first. Edit ratio: edit distance between the attempts over their length (0 = unchanged).</p>
 <h2>Training reward per attempt (moving average of 10 steps)</h2>
 <div class="charts">${trained.map(rewardChart).join('')}</div>
 <h2>Held-out accuracy during training (greedy; dashed: attempt 2 after another problem’s attempt 1)</h2>

@@ -30,8 +30,8 @@ export interface DemoScale {
 }
 
 export const SCALES: Record<'default' | 'quick' | 'smoke', DemoScale> = {
-  default: { base: { firstSteps: 800, secondSteps: 200 }, rlSteps: 200, promptsPerStep: 32, heldout: 1000, evalEvery: 25, curveProblems: 200 },
-  quick: { base: { firstSteps: 600, secondSteps: 100 }, rlSteps: 100, promptsPerStep: 16, heldout: 1000, evalEvery: 25, curveProblems: 100 },
+  default: { base: { firstSteps: 800, stopAccuracy: 0.4, probeEvery: 50, secondSteps: 200 }, rlSteps: 200, promptsPerStep: 32, heldout: 1000, evalEvery: 25, curveProblems: 200 },
+  quick: { base: { firstSteps: 600, stopAccuracy: 0.4, probeEvery: 50, secondSteps: 100 }, rlSteps: 100, promptsPerStep: 16, heldout: 1000, evalEvery: 25, curveProblems: 100 },
   smoke: { base: { firstSteps: 20, secondSteps: 5, probeEvery: 10 }, rlSteps: 4, promptsPerStep: 4, heldout: 50, evalEvery: 2, curveProblems: 20 },
 };
 
@@ -58,6 +58,8 @@ export function methodConfig(name: Exclude<MethodName, 'base'>, steps: number): 
 
 export interface DemoOptions {
   scale: DemoScale;
+  /** input length in bits (default DEFAULT_PARITY_OPTIONS) */
+  bits?: number;
   seed: number;
   out: string;
   /** also the ablation without the progress bonus */
@@ -96,13 +98,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   mkdirSync(o.out, { recursive: true });
   const tok = demoTokenizer();
   const format = plainFormat(tok, { instruction: DEMO_INSTRUCTION, separator: DEMO_SEPARATOR });
-  const task = new ParityTask();
+  const taskOptions = o.bits ? { minBits: o.bits, maxBits: o.bits } : DEFAULT_PARITY_OPTIONS;
+  const task = new ParityTask(taskOptions);
   const episodes = s.rlSteps * s.promptsPerStep * (DEMO_RL.k ?? 4);
-  const sets = splitSets(o.seed, Math.max(2000, s.rlSteps * s.promptsPerStep + 200 * 64), s.heldout + 200);
+  const sets = splitSets(o.seed, Math.max(2000, s.rlSteps * s.promptsPerStep + 200 * 64), s.heldout + 200, taskOptions);
   // 200 extra held-out problems are the base's probe set, kept apart from the table's
   const heldout = sets.heldout.slice(0, s.heldout), probe = sets.heldout.slice(s.heldout);
   const config = {
-    task: { name: task.name, ...DEFAULT_PARITY_OPTIONS, instruction: DEMO_INSTRUCTION },
+    task: { name: task.name, ...taskOptions, instruction: DEMO_INSTRUCTION },
     model: DEFAULT_BASE_SIZE, base: s.base, rl: DEMO_RL, rlSteps: s.rlSteps, promptsPerStep: s.promptsPerStep,
     episodesPerMethod: episodes, heldout: s.heldout, seed: o.seed, threads: o.threads,
   };
