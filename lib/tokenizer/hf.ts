@@ -113,7 +113,15 @@ export class HfTokenizerFiles implements Tokenizer {
     };
     this.eosTokenId = idOf('eos_token') ?? fromModel('eos_token_id');
     this.bosTokenId = idOf('bos_token') ?? fromModel('bos_token_id');
-    this.padTokenId = idOf('pad_token') ?? fromModel('pad_token_id');
+    // (a pad id outside the tokenizer's vocabulary is not worth refusing the files for: some
+    // configs give the model's padded vocabulary size; it is then treated as absent)
+    let pad: number | undefined;
+    try {
+      pad = fromModel('pad_token_id');
+    } catch {
+      pad = undefined;
+    }
+    this.padTokenId = idOf('pad_token') ?? pad;
     const template = pickTemplate(config.chat_template, configFile);
     this.chatTemplate =
       template === undefined
