@@ -158,10 +158,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     policy.dispose();
     reference.dispose();
   }
+  const baseParams = base.numParams;
   base.dispose();
   return {
     seconds: (performance.now() - t0) / 1000, heldout: heldout.length, seed: o.seed, threads: o.threads,
-    base: { ...b, params: 0 }, rows, stopped: stopped(), config,
+    base: { ...b, params: baseParams }, rows, stopped: stopped(), config,
   };
 }
 

@@ -95,10 +95,19 @@ export function generateRecords(seed: number, count: number, opts: ParityOptions
 /** Distinct held-out problems and a training list that shares none of them. */
 export function splitSets(seed: number, train: number, heldout: number, opts: ParityOptions = DEFAULT_PARITY_OPTIONS) {
   const seen = new Set<string>();
-  const held = generateRecords(seed * 2 + 1, heldout * 2 + 64, opts).filter((r) => !seen.has(r.prompt) && seen.add(r.prompt)).slice(0, heldout);
+  const held: TaskRecord[] = [];
+  for (const r of generateRecords(seed * 2 + 1, heldout * 2 + 64, opts)) {
+    if (held.length === heldout) break;
+    if (!seen.has(r.prompt)) held.push(r), seen.add(r.prompt);
+  }
   if (held.length < heldout) throw new RangeError(`only ${held.length} distinct problems of this size; ask for fewer held-out problems or longer inputs`);
-  const pool = generateRecords(seed * 2 + 2, Math.ceil(train * 1.5) + 16, opts).filter((r) => !seen.has(r.prompt));
-  return { train: pool.slice(0, train), heldout: held };
+  // The training list is a stream (problems may repeat) that skips held-out problems; the
+  // generator is prefix-stable, so drawing more keeps the list the same for the same seed.
+  for (let draw = Math.ceil(train * 1.5) + 16; draw <= train * 64 + 1024; draw *= 2) {
+    const pool = generateRecords(seed * 2 + 2, draw, opts).filter((r) => !seen.has(r.prompt));
+    if (pool.length >= train) return { train: pool.slice(0, train), heldout: held };
+  }
+  throw new RangeError('too few problems of this size are left for training after the held-out set');
 }
 
 /** The verifier: the completion, up to its first newline, must be exactly the answer. */
