@@ -43,7 +43,7 @@ export class Progress {
 
   base(p: BaseProgress): void {
     const acc = p.probeAccuracy !== undefined ? `  probe Acc@t1 ${(100 * p.probeAccuracy).toFixed(1)}%` : '';
-    const text = `[base ${p.phase === 'A' ? 'first attempts' : 'transcripts'}] step ${p.step}/${p.steps}  loss ${p.loss.toFixed(3)}  ${Math.round(p.tokensPerS).toLocaleString('en-US')} tok/s${acc}  ETA ${this.#eta(p.step, p.steps)}`;
+    const text = `[base ${p.phase === 'A' ? 'first attempts' : 'transcripts'}] step ${p.step}/${p.steps}  loss ${p.loss.toFixed(3)}  ${Math.round(p.tokensPerS).toLocaleString('en-US')} tok/s${acc}  ETA ${p.phase === 'A' ? '<= ' : ''}${this.#eta(p.step, p.steps)}`; // phase A usually stops early
     this.#write(text, !(p.probeAccuracy !== undefined || p.step === p.steps));
   }
 

@@ -61,10 +61,12 @@ describe('score-rl demo', () => {
     const full = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8'));
     expect(full.rows).toHaveLength(4);
 
-    // the same seed gives the same table
-    const again = demo('--smoke', '--json', '--out', path.join(tmp, 'b'), '--seed', '3');
+    // the same seed gives the same table; --ablations all adds a row after the others
+    const again = demo('--smoke', '--json', '--out', path.join(tmp, 'b'), '--seed', '3', '--ablations', 'all');
+    expect(again.code, again.stderr).toBe(0);
     const j2 = JSON.parse(again.stdout.trim().split('\n').pop()!);
-    expect(j2.rows).toEqual(j.rows);
+    expect(j2.rows.slice(0, 4)).toEqual(j.rows);
+    expect(j2.rows[4].method).toBe('w/o bonus');
   }, 240_000);
 
   it('Ctrl-C stops after the current step and exits 130', async () => {
