@@ -30,7 +30,7 @@ export interface DemoScale {
 }
 
 export const SCALES: Record<'default' | 'quick' | 'smoke', DemoScale> = {
-  default: { base: { firstSteps: 800, stopAccuracy: 0.4, probeEvery: 50, secondSteps: 200 }, rlSteps: 200, promptsPerStep: 32, heldout: 1000, evalEvery: 25, curveProblems: 200 },
+  default: { base: { firstSteps: 800, stopAccuracy: 0.4, probeEvery: 50, secondSteps: 200 }, rlSteps: 300, promptsPerStep: 32, heldout: 1000, evalEvery: 25, curveProblems: 200 },
   quick: { base: { firstSteps: 600, stopAccuracy: 0.4, probeEvery: 50, secondSteps: 100 }, rlSteps: 100, promptsPerStep: 16, heldout: 1000, evalEvery: 25, curveProblems: 100 },
   smoke: { base: { firstSteps: 20, secondSteps: 5, probeEvery: 10 }, rlSteps: 4, promptsPerStep: 4, heldout: 50, evalEvery: 2, curveProblems: 20 },
 };
