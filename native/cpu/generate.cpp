@@ -11,15 +11,6 @@
 #include "score/rng.h"
 
 namespace score::cpu {
-namespace {
-
-bool ends_with(const std::vector<int32_t>& seq, const std::vector<int32_t>& suffix) {
-  return !suffix.empty() && seq.size() >= suffix.size() &&
-         std::equal(suffix.begin(), suffix.end(), seq.end() - suffix.size());
-}
-
-}  // namespace
-
 GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
   const ModelConfig& cfg = net.config();
   const int P = static_cast<int>(req.prompts.size()), n = req.n, S = P * n;
@@ -119,18 +110,7 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
 
   // Decode: one row per active sequence per step.
   auto finished = [&](int r) {
-    const auto& out = res.tokens[r];
-    if (req.eos_id >= 0 && out.back() == req.eos_id) {
-      res.finish[r] = FinishReason::Eos;
-      return true;
-    }
-    for (const auto& s : req.stop_sequences)
-      if (ends_with(out, s)) {
-        res.finish[r] = FinishReason::Stop;
-        return true;
-      }
-    const int total = static_cast<int>(req.prompts[r / n].size() + out.size());
-    return static_cast<int>(out.size()) >= req.max_new_tokens || total >= len;
+    return generation_done(req, res.tokens[r], static_cast<int>(req.prompts[r / n].size()), len, &res.finish[r]);
   };
   for (int r = 0; r < S; r++)
     if (!finished(r)) active.push_back(r);

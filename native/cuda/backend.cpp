@@ -33,11 +33,6 @@ void download(T* dst, const T* src, size_t n, cudaStream_t s) {
   if (n) SCORE_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyDeviceToHost, s));
 }
 
-bool ends_with(const std::vector<int32_t>& seq, const std::vector<int32_t>& suffix) {
-  return !suffix.empty() && seq.size() >= suffix.size() &&
-         std::equal(suffix.begin(), suffix.end(), seq.end() - suffix.size());
-}
-
 // The classifier processes at most this many logits per chunk (256 MiB of float):
 // 1335 rows at V = 50257, 441 at V = 151936.
 constexpr size_t kChunkFloats = size_t(64) << 20;
@@ -701,18 +696,7 @@ class CudaBackend final : public Backend {
     sample_rows(hidden, S);
 
     auto finished = [&](int r) {
-      const auto& out = res.tokens[r];
-      if (req.eos_id >= 0 && out.back() == req.eos_id) {
-        res.finish[r] = FinishReason::Eos;
-        return true;
-      }
-      for (const auto& s : req.stop_sequences)
-        if (ends_with(out, s)) {
-          res.finish[r] = FinishReason::Stop;
-          return true;
-        }
-      const int total = static_cast<int>(req.prompts[r / n].size() + out.size());
-      return static_cast<int>(out.size()) >= req.max_new_tokens || total >= len;
+      return generation_done(req, res.tokens[r], static_cast<int>(req.prompts[r / n].size()), len, &res.finish[r]);
     };
     std::vector<int> active;
     for (int r = 0; r < S; r++)

@@ -88,6 +88,12 @@ struct GenerateResult {
   int steps = 0;
 };
 
+// Whether a sequence being generated is done after its latest new token: at EOS or a stop
+// sequence (sets *why), or at the new-token limit or the end of the `context` positions
+// (*why untouched: Length). One rule for every backend.
+bool generation_done(const GenerateRequest& req, const std::vector<int32_t>& out, int prompt_len,
+                     int context, FinishReason* why);
+
 struct AdamWConfig {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
   float max_grad_norm = 0.0f;  // <= 0: no clipping
