@@ -123,11 +123,9 @@ export interface RlStats {
   weightSum: number;
 }
 
-/** Splits a ragged RL batch into consecutive groups of rows whose padded size fits the budget. */
-export function splitRows(b: RlBatch, budget: number): RlBatch[] {
-  if (!Array.isArray(b.tokens)) throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', 'microBatchTokens needs tokens as number[][]');
-  if (!(Number.isInteger(budget) && budget > 0)) throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `microBatchTokens must be a positive integer, got ${budget}`);
-  const rows = b.tokens as readonly (readonly number[])[];
+/** Consecutive [lo, hi) groups of rows whose padded size (rows x longest) fits the token budget
+ * (a single row over the budget is a group of its own). */
+export function groupRows(rows: readonly (readonly number[])[], budget: number): [number, number][] {
   const groups: [number, number][] = [];
   let start = 0, longest = 0;
   for (let i = 0; i < rows.length; i++) {
@@ -139,6 +137,15 @@ export function splitRows(b: RlBatch, budget: number): RlBatch[] {
     } else longest = l;
   }
   groups.push([start, rows.length]);
+  return groups;
+}
+
+/** Splits a ragged RL batch into consecutive groups of rows whose padded size fits the budget. */
+export function splitRows(b: RlBatch, budget: number): RlBatch[] {
+  if (!Array.isArray(b.tokens)) throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', 'microBatchTokens needs tokens as number[][]');
+  if (!(Number.isInteger(budget) && budget > 0)) throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `microBatchTokens must be a positive integer, got ${budget}`);
+  const rows = b.tokens as readonly (readonly number[])[];
+  const groups = groupRows(rows, budget);
   const part = (v: PerToken | undefined, lo: number, hi: number, name: string) => {
     if (v === undefined) return undefined;
     if (v instanceof Float32Array) throw new ScoreError('ERR_SCORE_INVALID_ARGUMENT', `microBatchTokens needs ${name} as ragged rows`);

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Model } from '../model/model.js';
-import type { RlStats } from '../model/rollout.js';
+import { groupRows, type RlStats } from '../model/rollout.js';
 import type { Task, TaskRecord } from '../tasks/task.js';
 import { ScoreError } from '../model/errors.js';
 import { evaluate, type EvalReport } from '../eval/evaluate.js';
@@ -269,13 +269,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 /** Reference log-probabilities per row, in groups of rows under the token budget (the whole
  * batch at once keeps a (B, H, T, T) attention tensor). */
 async function referenceLogprobs(reference: Model, rows: number[][], budget: number): Promise<number[][]> {
-  const limit = budget > 0 ? budget : 16384;
   const out: number[][] = [];
-  for (let i = 0; i < rows.length; ) {
-    let j = i + 1, longest = rows[i]!.length;
-    while (j < rows.length && Math.max(longest, rows[j]!.length) * (j - i + 1) <= limit) longest = Math.max(longest, rows[j++]!.length);
-    out.push(...(await reference.logprobs(rows.slice(i, j))).rows());
-    i = j;
-  }
+  for (const [lo, hi] of groupRows(rows, budget > 0 ? budget : 16384)) out.push(...(await reference.logprobs(rows.slice(lo, hi))).rows());
   return out;
 }
