@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initModel, loadModel } from '../../lib/model/model.js';
-import { CharTokenizer } from '../../lib/tokenizer/char.js';
+import { loadModel } from '../../lib/model/model.js';
+import { writeAsciiModel } from '../rl/tiny.js';
 import { readJsonl } from '../../lib/rl/files.js';
 import type { StepMetrics } from '../../lib/rl/trainer.js';
 import { mulberry32 } from '../../lib/rl/random.js';
@@ -21,19 +21,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const env = { ...process.env, OMP_NUM_THREADS: '1' };
 
 beforeAll(async () => {
-  const tok = new CharTokenizer(Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join('') + '\n');
-  const m = await initModel(
-    {
-      architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: tok.vocabSize, n_positions: 1024, n_embd: 64, n_layer: 2, n_head: 2,
-      n_inner: null, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new', tie_word_embeddings: true, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
-    },
-    { seed: 2 },
-  );
-  await m.save(modelDir);
-  m.dispose();
-  const hf = tok.toHuggingFace();
-  writeFileSync(join(modelDir, 'tokenizer.json'), JSON.stringify(hf.tokenizer));
-  writeFileSync(join(modelDir, 'tokenizer_config.json'), JSON.stringify(hf.config));
+  await writeAsciiModel(modelDir, { positions: 1024, embd: 64, layers: 2, seed: 2 });
   // 16 short GSM8K-style problems (short prompts keep the drill fast)
   const lines = Array.from({ length: 16 }, (_, i) => JSON.stringify({ question: `What is ${i} plus ${i + 1}?`, answer: `${i}+${i + 1}=${2 * i + 1}\n#### ${2 * i + 1}` }));
   writeFileSync(data, lines.join('\n') + '\n');

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CharTokenizer } from '../../lib/tokenizer/char.js';
 import { loadTokenizer } from '../../lib/tokenizer/hf.js';
 import { chatFormat, MATH_SELF_CORRECTION, plainFormat } from '../../lib/rl/format.js';
+import { asciiTokenizer } from './tiny.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'score-rl-format-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,7 +30,7 @@ describe('plain format', () => {
 });
 
 describe('chat format (ChatML-style template)', () => {
-  const chars = new CharTokenizer(Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join('') + '\n');
+  const chars = asciiTokenizer();
   const hf = chars.toHuggingFace();
   const added = hf.tokenizer.added_tokens as object[];
   const vocab = (hf.tokenizer.model as { vocab: Record<string, number> }).vocab;

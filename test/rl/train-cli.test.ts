@@ -5,8 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initModel } from '../../lib/model/model.js';
-import { CharTokenizer } from '../../lib/tokenizer/char.js';
+import { writeAsciiModel } from './tiny.js';
 import { readJsonl } from '../../lib/rl/files.js';
 
 const root = resolve(__dirname, '..', '..');
@@ -22,20 +21,7 @@ function cli(...args: string[]) {
 }
 
 beforeAll(async () => {
-  // printable ASCII: every GSM8K question and the paper's prompt encode without <unk>
-  const tok = new CharTokenizer(Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join('') + '\n');
-  const m = await initModel(
-    {
-      architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: tok.vocabSize, n_positions: 2048, n_embd: 32, n_layer: 1, n_head: 2,
-      n_inner: null, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new', tie_word_embeddings: true, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
-    },
-    { seed: 1 },
-  );
-  await m.save(modelDir);
-  m.dispose();
-  const hf = tok.toHuggingFace();
-  writeFileSync(join(modelDir, 'tokenizer.json'), JSON.stringify(hf.tokenizer));
-  writeFileSync(join(modelDir, 'tokenizer_config.json'), JSON.stringify(hf.config));
+  await writeAsciiModel(modelDir, { positions: 2048, embd: 32, layers: 1, seed: 1 });
 });
 
 describe('score-rl train / eval', () => {
