@@ -61,6 +61,17 @@ describe('score-rl CLI', () => {
     expect(cases[0]!.stderr).toContain('tokens[0][1]');
   });
 
+  it('bench train|logprobs --json: one JSON object with the fields of the design (tiny, no PyTorch peer)', () => {
+    for (const suite of ['train', 'logprobs']) {
+      const r = cli('bench', suite, '--preset', 'tiny', '--arch', 'llama', '--steps', '2', '--warmup', '1', '--no-torch', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const j = JSON.parse(r.stdout) as Record<string, unknown>;
+      expect(j).toMatchObject({ suite, preset: 'tiny', arch: 'llama', backend: 'cpu', B: 16, T: 128 });
+      for (const k of ['tokens_per_s', 'median_ms', 'peak_rss_mb']) expect(j[k] as number).toBeGreaterThan(0);
+      expect(j.tokens_per_s as number).toBeCloseTo((16 * 128) / ((j.median_ms as number) / 1e3), 6);
+    }
+  });
+
   it('the README example (examples/embed.mjs) runs', () => {
     const r = spawnSync(process.execPath, [path.join(root, 'examples', 'embed.mjs')], { encoding: 'utf8' });
     expect(r.stderr).toBe('');

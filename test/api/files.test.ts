@@ -29,11 +29,15 @@ const baseConfig = JSON.parse(readFileSync(path.join(fixtures, 'gpt2-tiny', 'con
 const tensors = readSafetensors(path.join(fixtures, 'gpt2-tiny', 'model.safetensors'));
 
 /** Rebuilds the fixture's safetensors with a header edit applied. */
-function rebuilt(edit: (h: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>) => void, drop: string[] = []): Buffer {
+function rebuilt(
+  edit: (h: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>) => void,
+  drop: string[] = [],
+  add: Record<string, (typeof tensors)[string]> = {},
+): Buffer {
   const header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> = {};
   const chunks: Buffer[] = [];
   let off = 0;
-  for (const [name, t] of Object.entries(tensors)) {
+  for (const [name, t] of Object.entries({ ...tensors, ...add })) {
     if (drop.includes(name)) continue;
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.data.length] };
     chunks.push(t.data);
@@ -56,20 +60,20 @@ async function rejects(dir: string, code: string, ...needles: string[]) {
 
 describe('corrupt safetensors', () => {
   const good = readFileSync(path.join(fixtures, 'gpt2-tiny', 'model.safetensors'));
-  it('truncated data', () => rejects(variant({ model: good.subarray(0, good.length - 100) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors'));
-  it('shorter than the length prefix', () => rejects(variant({ model: good.subarray(0, 5) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors'));
+  it('truncated data', () => rejects(variant({ model: good.subarray(0, good.length - 100) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors', 'data_offsets'));
+  it('shorter than the length prefix', () => rejects(variant({ model: good.subarray(0, 5) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors', 'header'));
   it('header length past the end', () => {
     const b = Buffer.from(good);
     b.writeBigUInt64LE(BigInt(good.length * 2), 0);
-    return rejects(variant({ model: b }), 'ERR_SCORE_BAD_FILE', 'model.safetensors');
+    return rejects(variant({ model: b }), 'ERR_SCORE_BAD_FILE', 'model.safetensors: header: length');
   });
-  it('non-UTF-8 header', () => rejects(variant({ model: buildSafetensors(null, Buffer.alloc(0), Buffer.from([0x7b, 0xff, 0xfe, 0x7d])) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors'));
-  it('offsets outside the data', () => rejects(variant({ model: rebuilt((h) => (h['wte.weight']!.data_offsets[1] += 1 << 20)) }), 'ERR_SCORE_BAD_FILE', 'wte.weight'));
-  it('overlapping tensors', () => rejects(variant({ model: rebuilt((h) => (h['wpe.weight']!.data_offsets = [...h['wte.weight']!.data_offsets] as [number, number])) }), 'ERR_SCORE_BAD_FILE'));
-  it('unknown dtype', () => rejects(variant({ model: rebuilt((h) => (h['ln_f.bias']!.dtype = 'F17')) }), 'ERR_SCORE_BAD_FILE', 'ln_f.bias'));
-  it('shape and byte count disagree', () => rejects(variant({ model: rebuilt((h) => (h['ln_f.bias']!.shape = [33])) }), 'ERR_SCORE_BAD_FILE', 'ln_f.bias'));
-  it('missing tensor', () => rejects(variant({ model: rebuilt(() => {}, ['h.1.mlp.c_fc.weight']) }), 'ERR_SCORE_NOT_FOUND', 'h.1.mlp.c_fc.weight'));
-  it('extra tensor', () => rejects(variant({ model: rebuilt((h) => (h['h.7.extra.weight'] = { ...h['ln_f.bias']! })) }), 'ERR_SCORE_BAD_FILE'));
+  it('non-UTF-8 header', () => rejects(variant({ model: buildSafetensors(null, Buffer.alloc(0), Buffer.concat([Buffer.from('{"'), Buffer.from([0xff, 0xfe]), Buffer.from('":{}}')])) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors: header', 'UTF-8'));
+  it('offsets outside the data', () => rejects(variant({ model: rebuilt((h) => (h['wte.weight']!.data_offsets[1] += 1 << 20)) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors', "'wte.weight'", 'data_offsets'));
+  it('overlapping tensors', () => rejects(variant({ model: rebuilt((h) => (h['h.0.ln_1.bias']!.data_offsets = [...h['h.0.ln_1.weight']!.data_offsets] as [number, number])) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors', 'overlap', 'h.0.ln_1.bias', 'h.0.ln_1.weight'));
+  it('unknown dtype', () => rejects(variant({ model: rebuilt((h) => (h['ln_f.bias']!.dtype = 'F17')) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors', "'ln_f.bias'", 'F17'));
+  it('shape and byte count disagree', () => rejects(variant({ model: rebuilt((h) => (h['ln_f.bias']!.shape = [33])) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors', "'ln_f.bias'", 'shape [33]'));
+  it('missing tensor', () => rejects(variant({ model: rebuilt(() => {}, ['h.1.mlp.c_fc.weight']) }), 'ERR_SCORE_NOT_FOUND', 'model.safetensors', "missing tensor 'h.1.mlp.c_fc.weight'"));
+  it('extra tensor', () => rejects(variant({ model: rebuilt(() => {}, [], { 'h.7.extra.weight': tensors['ln_f.bias']! }) }), 'ERR_SCORE_BAD_FILE', 'model.safetensors', "unexpected tensor 'h.7.extra.weight'"));
   it('missing file', () => rejects(path.join(tmp, 'nope'), 'ERR_SCORE_NOT_FOUND', 'config.json'));
 });
 
@@ -79,8 +83,8 @@ describe('bad config.json', () => {
     const { n_head: _, ...rest } = baseConfig;
     return rejects(variant({ config: rest }), 'ERR_SCORE_INVALID_ARGUMENT', 'config.json', 'n_head');
   });
-  it('hidden size not divisible by heads', () => rejects(variant({ config: { ...baseConfig, n_head: 5 } }), 'ERR_SCORE_INVALID_ARGUMENT', 'config.json'));
-  it('unknown model_type', () => rejects(variant({ config: { ...baseConfig, model_type: 'mamba' } }), 'ERR_SCORE_UNSUPPORTED', 'mamba'));
-  it('ill-typed field', () => rejects(variant({ config: { ...baseConfig, n_layer: 'two' } }), 'ERR_SCORE_INVALID_ARGUMENT', 'n_layer'));
-  it('config and weights disagree in shape', () => rejects(variant({ config: { ...baseConfig, n_embd: 64, n_head: 4 } }), 'ERR_SCORE_BAD_FILE', 'expected'));
+  it('hidden size not divisible by heads', () => rejects(variant({ config: { ...baseConfig, n_head: 5 } }), 'ERR_SCORE_INVALID_ARGUMENT', 'config.json', "'n_embd' (32) is not divisible by 'n_head' (5)"));
+  it('unknown model_type', () => rejects(variant({ config: { ...baseConfig, model_type: 'mamba' } }), 'ERR_SCORE_UNSUPPORTED', 'config.json', "model_type 'mamba'"));
+  it('ill-typed field', () => rejects(variant({ config: { ...baseConfig, n_layer: 'two' } }), 'ERR_SCORE_INVALID_ARGUMENT', 'config.json', "field 'n_layer'"));
+  it('config and weights disagree in shape', () => rejects(variant({ config: { ...baseConfig, n_embd: 64, n_head: 4 } }), 'ERR_SCORE_BAD_FILE', 'model.safetensors', 'has shape', 'expected', 'from config.json'));
 });

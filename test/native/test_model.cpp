@@ -205,6 +205,78 @@ TEST(sft_steps_learn_and_accumulate) {
   CHECK(maxdiff < 1e-6);
 }
 
+// One optimizer step through the Model against the AdamW formula written out here:
+// the global gradient norm (from an independent float64 backward), the clip scale,
+// bias-corrected moments, and decoupled weight decay on matrices only (not on norm
+// weights or biases). eps = 1 makes the step depend on the gradient's magnitude, so
+// a wrong clip scale shows; the decay moves weights by lr * wd * p = 1e-3 p.
+TEST(optimizer_step_clips_global_norm_and_decays_matrices_only) {
+  const score::ModelConfig cfg = tiny_config(Arch::Llama);
+  auto m = score::Model::init(cfg, 8);
+  const std::vector<float> p0 = m->get_params();
+  std::vector<int32_t> toks = {1, 5, 2, 7, 3, 9, 4, 0, 6, 8, 11, 12}, lens = {6, 4};
+  std::vector<float> w(10, 1.0f);
+  w[1] = 0.0f;  // a masked target
+  score::TokenLoss loss;
+  loss.weight = w.data();
+  loss.norm = 9;
+  m->sft_backward(batch_of(toks, lens, 6), loss);
+
+  // Reference gradient in float64 on the same weights.
+  Transformer<double> net(cfg, true);
+  for (size_t i = 0; i < p0.size(); i++) net.params[i] = p0[i];
+  Batch b;
+  b.B = 2;
+  b.T = 6;
+  b.tokens = toks;
+  b.pos.resize(12);
+  b.target.assign(12, -1);
+  b.weight.assign(12, 0.0);
+  constexpr int len[2] = {6, 4};
+  for (int r = 0; r < 2; r++)
+    for (int t = 0; t < 6; t++) {
+      b.pos[r * 6 + t] = t;
+      if (t + 1 < len[r]) {
+        b.target[r * 6 + t] = toks[r * 6 + t + 1];
+        b.weight[r * 6 + t] = w[r * 5 + t] / 9.0;
+      }
+    }
+  weighted_nll(net, b, true);
+  double norm = 0;
+  for (double g : net.grads) norm += g * g;
+  norm = std::sqrt(norm);
+
+  score::AdamWConfig opt;
+  opt.lr = 1e-2f, opt.beta1 = 0.9f, opt.beta2 = 0.95f, opt.eps = 1.0f, opt.weight_decay = 0.1f;
+  opt.max_grad_norm = static_cast<float>(0.25 * norm);
+  const score::StepStats st = m->optimizer_step(opt);
+  // float32 backward vs float64: ~1e-6 relative (see float32_matches_float64).
+  CHECK_NEAR(st.grad_norm, norm, 0, 1e-5);
+  const double scale = double(opt.max_grad_norm) / (st.grad_norm + 1e-6);
+  CHECK_NEAR(st.clip_scale, scale, 0, 1e-6);
+  CHECK(st.step == 1 && !st.skipped);
+
+  const std::vector<float> p1 = m->get_params();
+  double worst = 0;
+  for (const score::TensorSpec& t : m->layout().tensors()) {
+    CHECK(t.decay == (t.shape.size() == 2));  // matrices decay; norm weights and biases do not
+    const double wd = t.decay ? opt.weight_decay : 0.0;
+    for (size_t i = t.offset; i < t.offset + t.numel; i++) {
+      const double g = net.grads[i] * scale;
+      // step 1: m_hat = g, v_hat = g^2
+      const double expect = p0[i] - opt.lr * (g / (std::fabs(g) + opt.eps) + wd * p0[i]);
+      // float rounding of the stored weight (|p| < 1: 6e-8) plus the float gradient's
+      // error (1e-6 relative) through a step of lr * |g| / (|g| + 1) <= 1e-2 |g|.
+      const double err = std::fabs(p1[i] - expect), tol = 1e-7 + 1e-7 * std::fabs(expect);
+      worst = std::max(worst, err / tol);
+      if (err > tol && worst == err / tol)
+        std::fprintf(stderr, "  %s[%zu]: %.9g, expected %.9g\n", t.name.c_str(), i - t.offset, p1[i], expect);
+    }
+  }
+  std::printf("  worst error / tolerance %.3g\n", worst);
+  CHECK(worst <= 1.0);
+}
+
 // A non-finite gradient skips the step: weights and step count unchanged.
 TEST(nonfinite_gradient_skips_the_step) {
   auto m = score::Model::init(tiny_config(Arch::GPT2), 5);
