@@ -1,7 +1,7 @@
 // Embedding score-rl in another Node program: load (here: create) a model, score,
 // sample, and take one supervised and one RL step against a frozen reference.
 // Run: node examples/embed.mjs   (after `npm install`)
-import { initModel } from '../dist/index.js';
+import { initModel } from 'score-rl'; // the package by name, as another program imports it
 
 const policy = await initModel({ arch: 'llama', preset: 'tiny' }, { seed: 1 }); // or loadModel('path/to/hf-checkpoint')
 const reference = await policy.clone(); // frozen: weights only

@@ -21,11 +21,16 @@ const hasCmake = spawnSync('cmake', ['--version'], { stdio: 'ignore' }).status =
 let status;
 if (hasCmake && process.env.SCORE_BUILD !== 'gyp') {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-  const cuda = process.env.SCORE_CUDA ?? 'auto';
+  const cuda = process.env.SCORE_CUDA || 'auto';
+  if (!['auto', 'on', 'off'].includes(cuda)) {
+    console.error(`score-rl: SCORE_CUDA must be auto, on or off (got '${cuda}')`);
+    process.exit(1);
+  }
   const jobs = process.env.CMAKE_BUILD_PARALLEL_LEVEL ?? '2';
   status = run(process.execPath, [cmakeJs, 'compile', '--log-level', 'warn', `--CDSCORE_CUDA=${cuda}`, '--parallel', jobs]);
 } else {
-  console.log('score-rl: cmake not found: building the CPU-only addon with node-gyp (binding.gyp)');
+  const why = hasCmake ? 'SCORE_BUILD=gyp' : 'cmake not found';
+  console.log(`score-rl: ${why}: building the CPU-only addon with node-gyp (binding.gyp)`);
   const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
   // Build against the headers of the running Node when they are installed beside it
   // (Debian's nodejs, official tarballs), so node-gyp does not try to download them.
