@@ -7,62 +7,64 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "cpu/vmath.h"
 
 namespace score::cpu {
 namespace {
 
-// The row primitives: vectorised (run-time dispatched) for float, plain for double.
-inline double dot(const float* a, const float* b, int n) { return vdot_f32(a, b, n); }
-inline double dot(const double* a, const double* b, int n) {
-  double s = 0;
-  for (int i = 0; i < n; i++) s += a[i] * b[i];
-  return s;
+// o (hd) = sum over t < n of w[t] * V[t] (hd), V rows ld apart.
+void weighted_rows(float* o, const float* w, const float* V, int n, int hd, int ld) {
+  vweighted_sum_f32(o, w, V, static_cast<size_t>(n), static_cast<size_t>(hd), static_cast<size_t>(ld));
 }
-inline float row_max(const float* x, int n) { return vmax_f32(x, n); }
+void weighted_rows(double* o, const double* w, const double* V, int n, int hd, int ld) {
+  std::fill(o, o + hd, 0.0);
+  for (int t = 0; t < n; t++)
+    for (int d = 0; d < hd; d++) o[d] += w[t] * V[static_cast<size_t>(t) * ld + d];
+}
+inline double row_max(const float* x, int n) { return vmax_f32(x, n); }
 inline double row_max(const double* x, int n) { return *std::max_element(x, x + n); }
-inline double exp_sum(float* x, int n, float m) { return vexp_sum_f32(x, n, m, nullptr); }
+inline double exp_sum(float* x, int n, double m) { return vexp_sum_f32(x, n, static_cast<float>(m), nullptr); }
 inline double exp_sum(double* x, int n, double m) {
   double s = 0;
   for (int i = 0; i < n; i++) s += (x[i] = std::exp(x[i] - m));
   return s;
 }
-// o (n) += w * v (n)
-SCORE_CLONES void axpy_f32(float* o, const float* v, float w, int n) {
-  for (int i = 0; i < n; i++) o[i] += w * v[i];
-}
-inline void axpy(float* o, const float* v, float w, int n) { axpy_f32(o, v, w, n); }
-inline void axpy(double* o, const double* v, double w, int n) {
-  for (int i = 0; i < n; i++) o[i] += w * v[i];
-}
 
 }  // namespace
 
+// One unit of work is a (row, kv head) pair: the `group` query heads that share the kv
+// head's cached keys and values are one small GEMM against them (M = group), so each
+// key row is read once per unit. Scores in float like the training attention's GEMMs.
 template <typename F>
 void attention_cached_forward(F* out, const F* qkv, const F* kcache, const F* vcache,
                               const int32_t* slot, const int32_t* pos, int N, int QKV, int H,
                               int KVH, int hd, int len) {
   const int group = H / KVH;  // query heads per kv head (grouped-query attention)
-  const F scale = F(1) / std::sqrt(F(hd));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
 #pragma omp parallel
   {
-    std::vector<F> score(static_cast<size_t>(len));  // (len) one row's scores, per thread
+    std::vector<F> score(static_cast<size_t>(group) * len);  // (group, len) this unit's scores
+    GemmScratch scratch;  // this thread's packing buffers (non-AVX-512 GEMM path)
 #pragma omp for collapse(2) schedule(dynamic, 1)
     for (int r = 0; r < N; r++) {
-      for (int h = 0; h < H; h++) {
-        const int p = pos[r], kvh = h / group;
-        const F* q = qkv + static_cast<size_t>(r) * QKV + static_cast<size_t>(h) * hd;   // (hd)
+      for (int kvh = 0; kvh < KVH; kvh++) {
+        const int n = pos[r] + 1;  // keys 0..pos[r]
+        const F* q = qkv + static_cast<size_t>(r) * QKV + static_cast<size_t>(kvh) * group * hd;  // (group, hd)
         const size_t base = (static_cast<size_t>(slot[r]) * KVH + kvh) * len * hd;
         const F* K = kcache + base;  // (len, hd)
         const F* V = vcache + base;  // (len, hd)
-        for (int t = 0; t <= p; t++)
-          score[t] = static_cast<F>(dot(q, K + static_cast<size_t>(t) * hd, hd)) * scale;
-        const F mx = row_max(score.data(), p + 1);
-        const F inv = static_cast<F>(1.0 / exp_sum(score.data(), p + 1, mx));
-        F* o = out + static_cast<size_t>(r) * H * hd + static_cast<size_t>(h) * hd;  // (hd)
-        std::fill(o, o + hd, F(0));
-        for (int t = 0; t <= p; t++) axpy(o, V + static_cast<size_t>(t) * hd, score[t] * inv, hd);
+        // S (group, n) = Q (group, hd) K[0:n]^T
+        gemm(group, n, hd, q, hd, 1, K, 1, hd, score.data(), len, false, static_cast<const F*>(nullptr), &scratch);
+        for (int g = 0; g < group; g++) {
+          F* s = score.data() + static_cast<size_t>(g) * len;  // (n)
+          for (int t = 0; t < n; t++) s[t] = static_cast<F>(s[t] * scale);
+          const double inv = 1.0 / exp_sum(s, n, row_max(s, n));
+          for (int t = 0; t < n; t++) s[t] = static_cast<F>(s[t] * inv);
+          // O (hd) = P (n) V[0:n]
+          weighted_rows(out + static_cast<size_t>(r) * H * hd + static_cast<size_t>(kvh * group + g) * hd, s, V, n, hd, hd);
+        }
       }
     }
   }

@@ -121,6 +121,36 @@ SCORE_CLONES double vdot_f32(const float* a, const float* b, size_t n) {
   return s;
 }
 
+SCORE_CLONES void vweighted_sum_f32(float* o, const float* w, const float* v, size_t n, size_t d,
+                                    size_t ld) {
+  size_t c = 0;
+  for (; c + 64 <= d; c += 64) {  // four 16-lane accumulators stay in registers over t
+    v16f a0{}, a1{}, a2{}, a3{};
+    for (size_t t = 0; t < n; ++t) {
+      const float* r = v + t * ld + c;
+      const v16f wt = splat(w[t]);
+      a0 += wt * load16(r);
+      a1 += wt * load16(r + 16);
+      a2 += wt * load16(r + 32);
+      a3 += wt * load16(r + 48);
+    }
+    store16(o + c, a0);
+    store16(o + c + 16, a1);
+    store16(o + c + 32, a2);
+    store16(o + c + 48, a3);
+  }
+  for (; c + 16 <= d; c += 16) {
+    v16f a{};
+    for (size_t t = 0; t < n; ++t) a += splat(w[t]) * load16(v + t * ld + c);
+    store16(o + c, a);
+  }
+  for (; c < d; ++c) {
+    float a = 0.0f;
+    for (size_t t = 0; t < n; ++t) a += w[t] * v[t * ld + c];
+    o[c] = a;
+  }
+}
+
 #else  // portable scalar versions (compilers without GCC vector extensions)
 
 float vmax_f32(const float* x, size_t n) {
@@ -143,6 +173,13 @@ double vdot_f32(const float* a, const float* b, size_t n) {
   double s = 0.0;
   for (size_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
+}
+void vweighted_sum_f32(float* o, const float* w, const float* v, size_t n, size_t d, size_t ld) {
+  for (size_t c = 0; c < d; ++c) {
+    float a = 0.0f;
+    for (size_t t = 0; t < n; ++t) a += w[t] * v[t * ld + c];
+    o[c] = a;
+  }
 }
 
 #endif

@@ -59,5 +59,8 @@ float vmax_f32(const float* x, size_t n);
 double vexp_sum_f32(float* x, size_t n, float shift, double* sum_ez);
 // sum of a[i] * b[i], products in float, accumulated in double.
 double vdot_f32(const float* a, const float* b, size_t n);
+// o[0..d) = sum over t < n of w[t] * v[t * ld + 0..d), accumulated in float registers
+// (the weighted sum of value rows in attention against the KV cache).
+void vweighted_sum_f32(float* o, const float* w, const float* v, size_t n, size_t d, size_t ld);
 
 }  // namespace score::cpu
