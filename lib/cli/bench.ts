@@ -7,10 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Bench } from 'tinybench';
 import { initModel, type Model } from '../model/model.js';
-import { packageRoot } from '../native/addon.js';
+import { packageRoot, type MemoryUse } from '../native/addon.js';
 import { ARCHS, getPreset, PRESETS, type Arch } from '../model/presets.js';
 import { CliError, helpText, parseArgs, type FlagSpec } from './args.js';
 import { benchGemm, gemmTable, peerEnv } from './bench-gemm.js';
+
+const MB = 1024 * 1024;
 
 const SUITES = ['train', 'logprobs', 'sample'] as const;
 type Suite = (typeof SUITES)[number];
@@ -43,6 +45,17 @@ export interface BenchResult {
   threads: number;
   torch?: { tokens_per_s: number; median_ms: number; min_ms: number; max_ms: number; peak_rss_mb: number; version: string; threads: number } | { error: string };
   ratio_vs_torch?: number;
+  /** train: what the model holds after the steps, and how far the process grew past it */
+  memory?: MemoryReport;
+}
+
+export interface MemoryReport {
+  held: MemoryUse;
+  held_mb: number;
+  /** peak RSS during the run minus RSS before the model existed */
+  rss_growth_mb: number;
+  /** rss_growth_mb / held_mb: what the held buffers do not explain (allocator, per-call buffers) */
+  ratio: number;
 }
 
 function randomBatch(B: number, T: number, V: number): number[][] {
@@ -79,9 +92,11 @@ export async function runBench(suite: Suite, opts: { preset: string; arch: Arch;
   const T = opts.T ?? (suite === 'sample' ? p.sample.prompt + p.sample.newTokens : p.seqT);
   const newTokens = suite === 'sample' ? Math.min(p.sample.newTokens, T - 1) : 0;
   const threads = Number(process.env.OMP_NUM_THREADS) || os.availableParallelism();
+  const rssBefore = process.memoryUsage().rss;
   const model: Model = await initModel({ arch: opts.arch, preset: opts.preset }, { seed: 1 });
   const tokens = randomBatch(B, T, p.vocab);
   let t;
+  let held: MemoryUse | undefined;
   try {
     const prompts = tokens.map((r) => r.slice(0, T - newTokens));
     let seed = 0;
@@ -99,6 +114,7 @@ export async function runBench(suite: Suite, opts: { preset: string; arch: Arch;
               await model.generate(prompts, { temperature: 1, maxNewTokens: newTokens, eosId: null, seed: seed++ });
             };
     t = await timeIt(step, opts.steps, opts.warmup);
+    if (suite === 'train') held = model.memoryUse();
   } finally {
     model.dispose();
   }
@@ -107,6 +123,11 @@ export async function runBench(suite: Suite, opts: { preset: string; arch: Arch;
     tokens_per_s: (B * (suite === 'sample' ? newTokens : T)) / (t.median / 1e3), median_ms: t.median, min_ms: t.min, max_ms: t.max,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024, threads,
   };
+  if (held) {
+    const heldMb = Object.values(held).reduce((a, b) => a + b, 0) / MB;
+    const growth = result.peak_rss_mb - rssBefore / MB;
+    result.memory = { held, held_mb: heldMb, rss_growth_mb: growth, ratio: growth / heldMb };
+  }
   if (opts.torch) {
     if (!existsSync(opts.python)) result.torch = { error: `${opts.python} not found` };
     else result.torch = runTorch(opts.python, suite, opts.arch, opts.preset, B, T, opts.steps, opts.warmup, threads, newTokens);
@@ -124,6 +145,12 @@ function table(r: BenchResult): string {
   const what = r.suite === 'sample' ? 'new tokens/s' : 'tokens/s';
   const lines = [`bench ${r.suite}: ${r.arch} preset '${r.preset}', B=${r.B} T=${r.T}, ${r.threads} threads (${what})`];
   for (const row of rows) lines.push(row.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  '));
+  if (r.memory) {
+    const h = r.memory.held;
+    const mb = (x: number) => (x / MB).toFixed(0);
+    lines.push(`memory held (MB): params ${mb(h.params)} + grads ${mb(h.grads)} + AdamW ${mb(h.optimizer)} + activations kept ${mb(h.activations)} + backward scratch ${mb(h.scratch)} = ${r.memory.held_mb.toFixed(0)}`);
+    lines.push(`peak RSS growth during the run: ${r.memory.rss_growth_mb.toFixed(0)} MB = ${r.memory.ratio.toFixed(2)}x the held memory (the rest: per-call buffers, allocator)`);
+  }
   if (r.ratio_vs_torch !== undefined) lines.push(`ratio score-rl / PyTorch: ${r.ratio_vs_torch.toFixed(2)}x`);
   else if (r.torch && 'error' in r.torch) lines.push(`PyTorch peer not run: ${r.torch.error}`);
   return lines.join('\n');

@@ -1,7 +1,7 @@
 // The Model: a transformer held by the native core. Every method that computes
 // returns a Promise and runs off the JavaScript thread; calls on one model are
 // queued and run one at a time, in order.
-import { addon, cudaLibraryPath, type DeviceOptions, type NativeModel, type OptimizerOptions, type OptimizerState } from '../native/addon.js';
+import { addon, cudaLibraryPath, type DeviceOptions, type MemoryUse, type NativeModel, type OptimizerOptions, type OptimizerState } from '../native/addon.js';
 import { fullMask, packTargets, packTokens, targetSum, unpackRows, type TokensInput } from './batch.js';
 import { asScoreError, ScoreError } from './errors.js';
 import { presetConfig, type Arch } from './presets.js';
@@ -76,6 +76,10 @@ export class Model {
   /** Bytes held natively: weights, gradients, optimizer state, activation buffers. */
   memoryBytes(): number {
     return this.#handle().info().memoryBytes;
+  }
+  /** The same bytes by kind. Not included: buffers a call allocates and frees again. */
+  memoryUse(): MemoryUse {
+    return this.#handle().info().memory;
   }
 
   #handle(): NativeModel {

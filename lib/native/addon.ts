@@ -31,8 +31,22 @@ export interface OptimizerState {
   step: number;
 }
 
+/** Bytes a model holds between calls, by kind (see native/include/score/backend.h). */
+export interface MemoryUse {
+  /** the weights */
+  params: number;
+  /** the gradient buffer (trainable models, from the first backward pass) */
+  grads: number;
+  /** AdamW moments */
+  optimizer: number;
+  /** forward values kept for the backward pass, sized by the largest batch so far */
+  activations: number;
+  /** the backward pass's work buffers and other per-row buffers */
+  scratch: number;
+}
+
 export interface NativeModel {
-  info(): { config: string; numParams: number; device: string; trainable: boolean; memoryBytes: number };
+  info(): { config: string; numParams: number; device: string; trainable: boolean; memoryBytes: number; memory: MemoryUse };
   logprobs(b: NativeBatch & { entropy?: boolean }): Promise<{ logp: Float32Array; entropy?: Float32Array }>;
   sftStep(b: NativeBatch & { weight: Float32Array; norm: number }): Promise<{ loss: number; tokens: number; weightSum: number }>;
   optimizerStep(o: OptimizerOptions): Promise<{ gradNorm: number; clipScale: number; step: number; skipped: boolean }>;

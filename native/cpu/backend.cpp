@@ -165,10 +165,16 @@ class CpuBackend final : public Backend {
                            (backward ? " (forward + backward)" : ""));
   }
 
-  size_t memory_bytes() const override {
-    return (net_.params.size() + net_.grads.size() + m_.size() + v_.size()) * sizeof(float) +
-           net_.activation_bytes();
+  MemoryUse memory_use() const override {
+    MemoryUse u;
+    u.params = net_.params.size() * sizeof(float);
+    u.grads = net_.grads.size() * sizeof(float);
+    u.optimizer = (m_.size() + v_.size()) * sizeof(float);
+    u.activations = net_.saved_activation_bytes();
+    u.scratch = net_.scratch_bytes() + (row_logp_.size() + row_ent_.size()) * sizeof(float);
+    return u;
   }
+  size_t memory_bytes() const override { return memory_use().total(); }
 
  private:
   // Positions 0..T-1 per row, and the next-token targets (-1 past a row's end).

@@ -77,14 +77,30 @@ size_t Transformer<F>::activation_bytes_for(const ModelConfig& cfg, int B, int T
 }
 
 template <typename F>
-size_t Transformer<F>::activation_bytes() const {
-  size_t n = xfinal_.size() + lnf_.size() + lnf_mean_.size() + lnf_rstd_.size() + dres_.size() +
-             dln_.size() + dqkv_.size() + datty_.size() + dh_.size() + dact_.size();
+size_t Transformer<F>::saved_activation_bytes() const {
+  size_t n = xfinal_.size() + lnf_.size() + lnf_mean_.size() + lnf_rstd_.size();
   for (const LayerActs& a : acts_)
     n += a.x.size() + a.ln1.size() + a.ln1_mean.size() + a.ln1_rstd.size() + a.qkv.size() +
          a.att.size() + a.atty.size() + a.xmid.size() + a.ln2.size() + a.ln2_mean.size() +
          a.ln2_rstd.size() + a.h.size() + a.act.size();
   return n * sizeof(F);
+}
+
+template <typename F>
+size_t Transformer<F>::scratch_bytes() const {
+  const DecodeScratch& s = dec_;
+  const size_t n = dres_.size() + dln_.size() + dqkv_.size() + datty_.size() + dh_.size() + dact_.size() +
+                   s.x.size() + s.ln.size() + s.mean.size() + s.rstd.size() + s.qkv.size() + s.atty.size() +
+                   s.xmid.size() + s.h.size() + s.act.size();
+  return n * sizeof(F);
+}
+
+// The backward buffers count with the activations (decode scratch excluded), as
+// activation_bytes_for() estimates them.
+template <typename F>
+size_t Transformer<F>::activation_bytes() const {
+  const size_t n = dres_.size() + dln_.size() + dqkv_.size() + datty_.size() + dh_.size() + dact_.size();
+  return saved_activation_bytes() + n * sizeof(F);
 }
 
 template <typename F>

@@ -34,6 +34,10 @@ class Transformer {
   const F* lm_head() const { return params.data() + layout_.lm_head_w; }
   F* lm_head_grad() { return grads.data() + layout_.lm_head_w; }
 
+  // Bytes held: the forward values kept for backward(), the backward pass's work buffers
+  // (plus the decode scratch), and the two together as the memory checks count them.
+  size_t saved_activation_bytes() const;
+  size_t scratch_bytes() const;
   size_t activation_bytes() const;
   // What ensure(B, T) would hold in total, before allocating it (for memory checks).
   static size_t activation_bytes_for(const ModelConfig& cfg, int B, int T, bool backward);

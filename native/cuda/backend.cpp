@@ -246,12 +246,17 @@ class CudaBackend final : public Backend {
     });
   }
 
-  size_t memory_bytes() const override {
-    size_t n = params_.bytes() + grads_.bytes() + m_.bytes() + v_.bytes() + acts_.bytes() +
-               dhidden_.bytes() + logits_.bytes() + chunk_h_.bytes() + chunk_dh_.bytes() +
-               kv_.bytes() + dec_.bytes();
-    return n;
+  MemoryUse memory_use() const override {
+    MemoryUse u;
+    u.params = params_.bytes();
+    u.grads = grads_.bytes();
+    u.optimizer = m_.bytes() + v_.bytes();
+    u.activations = acts_.bytes();
+    u.scratch = dhidden_.bytes() + logits_.bytes() + chunk_h_.bytes() + chunk_dh_.bytes() + kv_.bytes() +
+                dec_.bytes();
+    return u;
   }
+  size_t memory_bytes() const override { return memory_use().total(); }
 
  private:
   // ---- error discipline ----

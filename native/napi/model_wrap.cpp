@@ -103,6 +103,14 @@ Napi::Value ModelWrap::info(const Napi::CallbackInfo& info) {
   o.Set("device", model_->device());
   o.Set("trainable", model_->trainable());
   o.Set("memoryBytes", static_cast<double>(model_->memory_bytes()));
+  const score::MemoryUse u = model_->memory_use();
+  Napi::Object mem = Napi::Object::New(env);
+  mem.Set("params", static_cast<double>(u.params));
+  mem.Set("grads", static_cast<double>(u.grads));
+  mem.Set("optimizer", static_cast<double>(u.optimizer));
+  mem.Set("activations", static_cast<double>(u.activations));
+  mem.Set("scratch", static_cast<double>(u.scratch));
+  o.Set("memory", mem);
   return o;
 }
 

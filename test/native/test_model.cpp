@@ -157,6 +157,32 @@ TEST(frozen_clone_refuses_training_and_keeps_weights) {
   CHECK(m->get_params() != before);
 }
 
+// The memory breakdown: weights from the start, gradients from the first backward, AdamW
+// moments from the first step, kept activations exactly as the estimate for the batch
+// (the estimate also counts the backward buffers, which are reported as scratch).
+TEST(memory_use_by_kind) {
+  const score::ModelConfig c = tiny_config(Arch::GPT2);
+  auto m = score::Model::init(c, 3);
+  const size_t P = m->num_params() * sizeof(float);
+  score::MemoryUse u = m->memory_use();
+  CHECK(u.params == P && u.grads == 0 && u.optimizer == 0 && u.activations == 0);
+  std::vector<int32_t> toks = {1, 2, 3, 4, 5, 6, 7, 8}, lens = {4, 3};
+  std::vector<float> w(6, 1.0f);
+  score::TokenLoss loss;
+  loss.weight = w.data();
+  m->sft_backward(batch_of(toks, lens, 4), loss);
+  u = m->memory_use();
+  CHECK(u.grads == P && u.optimizer == 0);
+  const size_t est = score::cpu::Transformer<float>::activation_bytes_for(c, 2, 4, true);
+  CHECK(u.activations > 0 && u.scratch > 0);
+  CHECK(u.activations + u.scratch >= est);  // scratch also holds per-row loss buffers
+  CHECK(u.activations < est);
+  m->optimizer_step(score::AdamWConfig());
+  u = m->memory_use();
+  CHECK(u.optimizer == 2 * P);
+  CHECK(m->memory_bytes() == u.total());
+}
+
 // SFT on one sequence drives its loss down (the whole train step works), and
 // accumulating two half-weight micro-batches equals one full batch.
 TEST(sft_steps_learn_and_accumulate) {

@@ -106,6 +106,18 @@ struct StepStats {
   bool skipped = false;  // the gradient norm was not finite: no update, gradients dropped
 };
 
+// What a model holds between calls, in bytes. Not included: what one call allocates and
+// frees again (the classifier's chunk of logits, at most 32 MiB; GEMM packing buffers, a
+// few MiB; the KV cache of a generate call).
+struct MemoryUse {
+  size_t params = 0;       // the weights
+  size_t grads = 0;        // the gradient buffer (trainable models, from the first backward)
+  size_t optimizer = 0;    // AdamW moments m and v
+  size_t activations = 0;  // forward values kept for the backward pass, sized by the largest batch
+  size_t scratch = 0;      // the backward pass's work buffers and other per-row buffers
+  size_t total() const { return params + grads + optimizer + activations + scratch; }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -128,7 +140,9 @@ class Backend {
   virtual void set_optimizer_state(const float* m, const float* v, int64_t step) = 0;
   // Prefill + KV-cache decode (request already validated by the Model).
   virtual GenerateResult generate(const GenerateRequest& req) = 0;
-  // Bytes held by weights, gradients, optimizer state and activations.
+  // Bytes held between calls, by kind (see MemoryUse).
+  virtual MemoryUse memory_use() const = 0;
+  // Their sum.
   virtual size_t memory_bytes() const = 0;
 };
 

@@ -38,6 +38,7 @@ class Model {
   std::string device() const { return backend_->name(); }
   size_t num_params() const { return layout_.numel(); }
   size_t memory_bytes() const { return backend_->memory_bytes(); }
+  MemoryUse memory_use() const { return backend_->memory_use(); }
 
   // Validates the batch (ids inside the vocabulary, 1 <= lengths <= T <= max
   // positions) and fills logp (and entropy, nullable) of shape (B, T-1).
