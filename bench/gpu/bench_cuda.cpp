@@ -5,8 +5,13 @@
 //  - a training step of the gpt2 preset (124M; B x 1024 tokens, bf16 matmuls):
 //    tokens/s and MFU = (6 N + 12 L T C) * tokens/s / peak, N = all parameters
 //    (the tied wte is the lm_head product), peak = the card's dense bf16 peak;
-//  - greedy KV-cache generation at batch 64 and 256 (tokens/s).
-// Usage: bench_cuda [train_batch=8] [prompt=64] [new_tokens=128]
+//  - greedy KV-cache generation at batch 64 and 256 (tokens/s);
+//  - attention alone at the training step's shape (8 x 1024, 12 heads of 64), bf16:
+//    the materialising kernel (attention.cu) and the fused one (attention_flash.cu).
+// The training step uses the attention kernel SCORE_CUDA_ATTENTION selects; with
+// "flash" its keys are train_flash_* and flash_logprobs_ms.
+// Usage: bench_cuda [train_batch=8] [prompt=64] [new_tokens=128] [train]
+//   (a 4th argument "train": the training step and log-probs only)
 #include <cuda_runtime_api.h>
 
 #include <chrono>
@@ -18,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/attention_flash.h"
 #include "cuda/backend.h"
 #include "cuda/common.h"
 #include "cuda/kernels.h"
@@ -109,8 +115,59 @@ void bench_gemm() {
   }
 }
 
+// Forward + backward of attention alone, bf16, both kernels (events around 10 runs).
+void bench_attention(int B) {
+  const int T = 1024, H = 12, hd = 64, QKV = 3 * H * hd, Q = H * hd;
+  const size_t nqkv = size_t(B) * T * QKV, nq = size_t(B) * T * Q, natt = size_t(B) * H * T * T;
+  cu::DeviceBuffer<float> qkv, dqkv, out, dout, att, scratch;
+  std::vector<float> h(nqkv);
+  Rng rng(3);
+  for (auto& x : h) x = float(rng.normal());
+  SCORE_CUDA_CHECK(cudaMemcpy(qkv.ensure(nqkv), h.data(), nqkv * 4, cudaMemcpyHostToDevice));
+  SCORE_CUDA_CHECK(cudaMemcpy(dout.ensure(nq), h.data(), nq * 4, cudaMemcpyHostToDevice));
+  dqkv.ensure(nqkv), out.ensure(nq);
+  SCORE_CUDA_CHECK(cudaMemset(dqkv.get(), 0, nqkv * 4));
+  const auto bf = cu::MatmulPrecision::BF16;
+  for (bool flash : {false, true}) {
+    att.ensure(flash ? size_t(B) * H * T : natt), scratch.ensure(flash ? size_t(B) * H * T : natt);
+    auto fwd = [&] {
+      if (flash) cu::flash_attention_forward(out.get(), att.get(), qkv.get(), B, T, H, H, hd, bf, nullptr);
+      else cu::attention_forward(out.get(), att.get(), qkv.get(), B, T, H, H, hd, bf, nullptr);
+    };
+    auto bwd = [&] {
+      if (flash)
+        cu::flash_attention_backward(dqkv.get(), scratch.get(), dout.get(), qkv.get(), out.get(), att.get(), B, T,
+                                     H, H, hd, bf, nullptr);
+      else cu::attention_backward(dqkv.get(), scratch.get(), dout.get(), qkv.get(), att.get(), B, T, H, H, hd, bf, nullptr);
+    };
+    fwd(), bwd();
+    SCORE_CUDA_CHECK(cudaDeviceSynchronize());
+    cudaEvent_t e0, e1, e2;
+    SCORE_CUDA_CHECK(cudaEventCreate(&e0));
+    SCORE_CUDA_CHECK(cudaEventCreate(&e1));
+    SCORE_CUDA_CHECK(cudaEventCreate(&e2));
+    const int iters = 10;
+    SCORE_CUDA_CHECK(cudaEventRecord(e0));
+    for (int i = 0; i < iters; i++) fwd();
+    SCORE_CUDA_CHECK(cudaEventRecord(e1));
+    for (int i = 0; i < iters; i++) bwd();
+    SCORE_CUDA_CHECK(cudaEventRecord(e2));
+    SCORE_CUDA_CHECK(cudaEventSynchronize(e2));
+    float f_ms = 0, b_ms = 0;
+    SCORE_CUDA_CHECK(cudaEventElapsedTime(&f_ms, e0, e1));
+    SCORE_CUDA_CHECK(cudaEventElapsedTime(&b_ms, e1, e2));
+    const char* k = flash ? "flash" : "materialising";
+    std::printf("RESULT attn_%s_fwd_ms %.3f\n", k, f_ms / iters);
+    std::printf("RESULT attn_%s_bwd_ms %.3f\n", k, b_ms / iters);
+    std::fflush(stdout);
+    cudaEventDestroy(e0), cudaEventDestroy(e1), cudaEventDestroy(e2);
+    att.release(), scratch.release();
+  }
+}
+
 void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
-  const std::string p = cublaslt ? "train_" : "train_ownk_";
+  const bool flash = cu::resolve_attention(cu::AttentionKind::Auto) == cu::AttentionKind::Flash;
+  const std::string p = std::string(cublaslt ? "train_" : "train_ownk_") + (flash ? "flash_" : "");
   const ModelConfig cfg = gpt2_124m();
   const int T = 1024;
   ParamLayout layout(cfg);
@@ -148,7 +205,8 @@ void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
   be->logprobs(batch, lp.data(), ent.data());
   const double t1 = now();
   for (int i = 0; i < 3; i++) be->logprobs(batch, lp.data(), ent.data());
-  std::printf("RESULT %slogprobs_ms %.1f\n", cublaslt ? "" : "ownk_", (now() - t1) / 3 * 1e3);
+  std::printf("RESULT %s%slogprobs_ms %.1f\n", cublaslt ? "" : "ownk_", flash ? "flash_" : "",
+              (now() - t1) / 3 * 1e3);
   const double flops_per_token = 6.0 * layout.numel() + 12.0 * cfg.n_layer * T * cfg.d_model;
   const double peak = peak_bf16(prop);
   std::printf("RESULT train_batch %d\n", B);
@@ -197,12 +255,18 @@ int main(int argc, char** argv) {
   const int B = argc > 1 ? std::atoi(argv[1]) : 8;
   const int prompt = argc > 2 ? std::atoi(argv[2]) : 64;
   const int new_tokens = argc > 3 ? std::atoi(argv[3]) : 128;
+  const bool train_only = argc > 4 && std::strcmp(argv[4], "train") == 0;
   try {
     std::printf("device: %s\n", cu::describe_device(0).c_str());
     cudaDeviceProp prop;
     SCORE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("RESULT peak_bf16_tflops %.0f\n", peak_bf16(prop) / 1e12);
+    if (train_only) {
+      bench_train(prop, B, true);
+      return 0;
+    }
     bench_gemm();
+    bench_attention(B);
     std::printf("RESULT cublaslt %d\n", cu::LtMatmul::available() ? 1 : 0);
     bench_train(prop, B, true);
     if (cu::LtMatmul::available()) bench_train(prop, B, false);  // our kernel alone

@@ -3,7 +3,9 @@
 # toolkit, cmake and Python with PyTorch (Node is not needed):
 #   1. builds libscore_cuda, the CUDA tests and the benchmark (-DSCORE_CUDA=on, all cores);
 #   2. runs the CUDA tests (kernels vs CPU twins, whole model vs the CPU backend);
-#   3. runs bench_cuda and the PyTorch peer (torch_peer.py) on the same card;
+#   3. runs bench_cuda and the PyTorch peer (torch_peer.py) on the same card, then the
+#      gpt2 training step once more with SCORE_CUDA_ATTENTION=flash (the fused attention
+#      of attention_flash.cu; rows train_flash_*, beside the default materialising one);
 #   4. prints a short table LAST.
 # Logs go to $OUT (or /tmp/score-gpu-check). Usage: bash bench/gpu/check.sh [train_batch]
 set -euo pipefail
@@ -40,6 +42,9 @@ done
 
 timeout 200 ./build-gpu/bench_cuda "$BATCH" "$PROMPT" "$NEW" > "$LOGS/bench.log" 2>&1 || {
   echo "bench_cuda failed"; tail -n 20 "$LOGS/bench.log"; status=1; }
+# The same training step with the fused attention (opt-in until it has passed on a GPU).
+SCORE_CUDA_ATTENTION=flash timeout 120 ./build-gpu/bench_cuda "$BATCH" "$PROMPT" "$NEW" train \
+  > "$LOGS/bench_flash.log" 2>&1 || { echo "bench_cuda (flash attention) failed"; tail -n 20 "$LOGS/bench_flash.log"; status=1; }
 timeout 200 python3 bench/gpu/torch_peer.py "$BATCH" "$PROMPT" "$NEW" > "$LOGS/torch.log" 2>&1 || {
   echo "torch_peer failed"; tail -n 20 "$LOGS/torch.log"; status=1; }
 
@@ -57,6 +62,7 @@ def read(f):
                 r[k.removeprefix("torch_")] = v
     return r
 ours, torch = read("bench.log"), read("torch.log")
+ours.update({k: v for k, v in read("bench_flash.log").items() if k not in ours})
 gpu = (d / "gpu.txt").read_text().strip() if (d / "gpu.txt").exists() else "?"
 rows = [k for k in ours if k.endswith(("tflops", "tokens_per_s", "mfu_percent", "_ms")) and k != "peak_bf16_tflops"]
 print()
@@ -65,7 +71,7 @@ print("ratio = score-rl speed / pytorch speed (above 1: score-rl is faster); _lt
 print(f"| {'metric':42} | {'score-rl':>10} | {'pytorch':>10} | {'ratio':>6} |")
 print(f"|{'-' * 44}|{'-' * 12}|{'-' * 12}|{'-' * 8}|")
 for k in rows:
-    a, b = ours.get(k), torch.get(k)
+    a, b = ours.get(k), torch.get(k, torch.get(k.replace("flash_", "")))  # flash rows vs the same peer row
     ratio = ""
     try:
         x, y = float(a), float(b)

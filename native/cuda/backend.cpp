@@ -11,11 +11,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "cpu/kernels.h"
 #include "cpu/sampling.h"
+#include "cuda/attention_flash.h"
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 #include "score/errors.h"
@@ -41,6 +43,9 @@ class CudaBackend final : public Backend {
  public:
   CudaBackend(const ModelConfig& cfg, bool trainable, const Options& opt)
       : cfg_(cfg), layout_(cfg), trainable_(trainable), opt_(opt) {
+    opt_.attention = resolve_attention(opt_.attention);
+    // Flash covers head sizes up to 128; larger heads keep the materialising kernel.
+    flash_ = opt_.attention == AttentionKind::Flash && flash_attention_supported(cfg_.head_dim);
     SCORE_CUDA_CHECK(cudaSetDevice(opt_.device));
     SCORE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     if (opt_.cublaslt && opt_.matmul == MatmulPrecision::BF16) lt_ = LtMatmul::create();
@@ -335,7 +340,9 @@ class CudaBackend final : public Backend {
   void carve(int B, int T) {
     const size_t N = static_cast<size_t>(B) * T, C = cfg_.d_model, QKV = cfg_.qkv_dim();
     const size_t Q = cfg_.q_dim(), Fd = cfg_.d_ff, Hf = cfg_.is_gpt2() ? Fd : 2 * Fd;
-    const size_t natt = static_cast<size_t>(B) * cfg_.n_head * T * T;
+    // Per layer: the (B, H, T, T) probabilities, or with flash the (B, H, T) row
+    // log-sum-exps; backward scratch of the same size (dscores, or flash's delta).
+    const size_t natt = static_cast<size_t>(B) * cfg_.n_head * T * (flash_ ? 1 : T);
     const bool bwd = trainable_;
     // Offsets in floats, each rounded to 64 floats (256 bytes) for aligned kernels.
     size_t off = 0;
@@ -390,7 +397,10 @@ class CudaBackend final : public Backend {
         rmsnorm_forward(a.ln1, a.ln1_rstd, a.x, P(o.ln1_w), N, C, eps, s);
       matmul_forward(a.qkv, a.ln1, P(o.qkv_w), P(o.qkv_b), N, C, QKV, pr, s, lt_.get());
       if (!gpt2) rope_forward(a.qkv, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
-      attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
+      if (flash_)
+        flash_attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
+      else
+        attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
       matmul_forward(a.xmid, a.atty, P(o.attn_o_w), P(o.attn_o_b), N, Q, C, pr, s, lt_.get());
       add_inplace(a.xmid, a.x, static_cast<size_t>(N) * C, s);
       if (gpt2) {
@@ -456,7 +466,10 @@ class CudaBackend final : public Backend {
       zero(dln_, NC);
       matmul_backward(datty_, G(o.attn_o_w), G(o.attn_o_b), dres_, a.atty, P(o.attn_o_w), N, Q, C,
                       pr, s, lt_.get());
-      attention_backward(dqkv_, datt_, datty_, a.qkv, a.att, B, T, H, KVH, hd, pr, s);
+      if (flash_)  // a.att holds lse; a.atty (the forward's output) gives delta
+        flash_attention_backward(dqkv_, datt_, datty_, a.qkv, a.atty, a.att, B, T, H, KVH, hd, pr, s);
+      else
+        attention_backward(dqkv_, datt_, datty_, a.qkv, a.att, B, T, H, KVH, hd, pr, s);
       if (!gpt2)
         rope_backward(dqkv_, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
       matmul_backward(dln_, G(o.qkv_w), G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C, QKV, pr, s, lt_.get());
@@ -738,6 +751,7 @@ class CudaBackend final : public Backend {
   ParamLayout layout_;
   bool trainable_;
   Options opt_;
+  bool flash_ = false;  // attention_flash.cu for training and scoring passes
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<LtMatmul> lt_;  // cuBLASLt plans (nullptr: our GEMM for every product)
   mutable std::string broken_;  // non-empty: a device error happened; refuse further calls
@@ -775,6 +789,16 @@ class CudaBackend final : public Backend {
 };
 
 }  // namespace
+
+AttentionKind resolve_attention(AttentionKind requested) {
+  if (requested != AttentionKind::Auto) return requested;
+  const char* env = std::getenv("SCORE_CUDA_ATTENTION");
+  const std::string v = env ? env : "";
+  if (v.empty() || v == "materialising") return AttentionKind::Materialising;
+  if (v == "flash") return AttentionKind::Flash;
+  throw Error(ErrorCode::InvalidArgument, "SCORE_CUDA_ATTENTION='" + v +
+                                              "': expected 'flash' or 'materialising' (the default)");
+}
 
 std::string describe_device(int index) {
   int count = 0;

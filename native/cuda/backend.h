@@ -9,6 +9,15 @@
 
 namespace score::cuda {
 
+// Which attention kernel the model's training and scoring passes use (generation has its
+// own KV-cache kernel either way).
+enum class AttentionKind {
+  Auto,           // from the environment: SCORE_CUDA_ATTENTION=flash, else Materialising
+  Materialising,  // attention.cu: (B, H, T, T) probabilities kept (the reference; default)
+  Flash,          // attention_flash.cu: fused, (B, H, T) saved; head_dim <= 128, else
+                  // the materialising kernel is used
+};
+
 struct Options {
   // FP32 runs every product on the float32 SIMT GEMM: slow, but it matches the CPU
   // backend to float rounding (the verification path of the tests).
@@ -17,7 +26,12 @@ struct Options {
   // has it (LtMatmul::available()); false: our tensor-core kernel for everything.
   bool cublaslt = true;
   int device = 0;
+  AttentionKind attention = AttentionKind::Auto;
 };
+
+// Auto resolved: SCORE_CUDA_ATTENTION unset, empty or "materialising" -> Materialising,
+// "flash" -> Flash; any other value throws InvalidArgument naming the accepted ones.
+AttentionKind resolve_attention(AttentionKind requested);
 
 // Throws score::Error(Device) naming what is missing (driver, device, architecture).
 std::unique_ptr<Backend> create_backend(const ModelConfig& cfg, bool trainable, const Options& opt);

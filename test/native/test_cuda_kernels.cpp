@@ -29,6 +29,7 @@ int main() {
 #include <cmath>
 
 #include "cpu/kernels.h"
+#include "cuda/attention_flash.h"
 #include "cuda/kernels.h"
 #include "score/errors.h"
 #include "score/rng.h"
@@ -264,6 +265,99 @@ TEST(attention_fp32_mha_long) { check_attention(1, 150, 3, 3, 32, cu::MatmulPrec
 // score errors ~ 2^-8 sqrt(hd) / sqrt(hd) ~ 4e-3 after the 1/sqrt(hd) scale; the
 // probabilities and the outputs inherit ~1e-2; gradients twice that.
 TEST(attention_bf16) { check_attention(2, 70, 4, 1, 32, cu::MatmulPrecision::BF16, 3e-2, 3e-2); }
+
+// Flash attention (attention_flash.cu) forward and backward against the CPU twin
+// (native/cpu/attention.cpp, float32) and, on the device, the materialising kernel
+// (attention.cu) in the same precision. Shapes cover odd T (not a multiple of the
+// 64-row bf16 / 32-row fp32 tile, several tiles), GQA (H / KVH = 1, 2, 4), T = 1, and
+// head sizes 8 .. 128 (padded inside the kernel to 32, 64 or 128). dqkv starts from
+// random values because backward adds into it. lse is checked against a host
+// log-sum-exp in double.
+static double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); i++) m = std::max(m, std::isnan(a[i] - b[i]) ? 1e30 : std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+static void check_flash(int B, int T, int H, int KVH, int hd, cu::MatmulPrecision prec, double atol,
+                        double rtol) {
+  Rng rng(g_seed + 11 + T * 131 + hd);
+  const int QKV = (H + 2 * KVH) * hd, Q = H * hd, grp = H / KVH;
+  const auto qkv = randn(size_t(B) * T * QKV, rng), dout = randn(size_t(B) * T * Q, rng);
+  const auto base = randn(qkv.size(), rng);
+  std::vector<float> out(size_t(B) * T * Q), att(size_t(B) * H * T * T), dqkv(qkv.size(), 0.f);
+  cpu::attention_forward<float>(out.data(), att.data(), qkv.data(), B, T, H, KVH, hd);
+  cpu::attention_backward<float>(dqkv.data(), dout.data(), qkv.data(), att.data(), B, T, H, KVH, hd);
+  for (size_t i = 0; i < dqkv.size(); i++) dqkv[i] += base[i];
+  std::vector<float> lse(size_t(B) * H * T);
+  const double scale = 1.0 / std::sqrt(double(float(hd)));
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++)
+      for (int t = 0; t < T; t++) {
+        const float* q = qkv.data() + (size_t(b) * T + t) * QKV + h * hd;
+        std::vector<double> s(t + 1);
+        double mx = -1e300, sum = 0;
+        for (int u = 0; u <= t; u++) {
+          const float* k = qkv.data() + (size_t(b) * T + u) * QKV + Q + (h / grp) * hd;
+          double dot = 0;
+          for (int d = 0; d < hd; d++) dot += double(q[d]) * k[d];
+          s[u] = dot * scale, mx = std::max(mx, s[u]);
+        }
+        for (double x : s) sum += std::exp(x - mx);
+        lse[(size_t(b) * H + h) * T + t] = float(mx + std::log(sum));
+      }
+  Dev<float> X(qkv), D(dout), O(out.size()), L(lse.size()), DL(lse.size()), G(base);
+  cu::flash_attention_forward(O.p, L.p, X.p, B, T, H, KVH, hd, prec, nullptr);
+  cu::flash_attention_backward(G.p, DL.p, D.p, X.p, O.p, L.p, B, T, H, KVH, hd, prec, nullptr);
+  const auto o = O.down(), l = L.down(), g = G.down();
+  CHECK_ALL(o, out, atol, rtol);
+  CHECK_ALL(l, lse, atol, rtol);
+  CHECK_ALL(g, dqkv, atol, rtol);
+  // The materialising kernel on the same inputs and precision, for comparison.
+  Dev<float> MO(out.size()), MA(att.size()), MS(att.size()), MG(base);
+  cu::attention_forward(MO.p, MA.p, X.p, B, T, H, KVH, hd, prec, nullptr);
+  cu::attention_backward(MG.p, MS.p, D.p, X.p, MA.p, B, T, H, KVH, hd, prec, nullptr);
+  const auto mo = MO.down(), mg = MG.down();
+  if (prec == cu::MatmulPrecision::FP32) {  // both float32: the same tolerance between them
+    CHECK_ALL(o, mo, atol, rtol);
+    CHECK_ALL(g, mg, atol, rtol);
+  }
+  std::printf("  flash %s B%d T%d H%d KVH%d hd%d: max |err| vs cpu: out %.1e lse %.1e dqkv %.1e "
+              "(materialising: out %.1e dqkv %.1e)\n",
+              prec == cu::MatmulPrecision::BF16 ? "bf16" : "fp32", B, T, H, KVH, hd,
+              max_abs_diff(o, out), max_abs_diff(l, lse), max_abs_diff(g, dqkv), max_abs_diff(mo, out),
+              max_abs_diff(mg, dqkv));
+}
+// float32: the same sums as the CPU in another order, plus the online softmax's
+// rescaling (a few float roundings per tile): 1e-5 abs + 1e-4 rel, as the materialising
+// fp32 test. (A CPU emulation of the kernels measured <= 0.11 of this tolerance.)
+TEST(flash_attention_fp32) {
+  const auto fp = cu::MatmulPrecision::FP32;
+  check_flash(2, 37, 4, 2, 8, fp, 1e-5, 1e-4);    // GQA 2:1, hd 8 padded to 32, 2 tiles
+  check_flash(1, 150, 3, 3, 32, fp, 1e-5, 1e-4);  // MHA, 5 tiles (4 full + 22 rows)
+  check_flash(2, 45, 4, 1, 40, fp, 1e-5, 1e-4);   // GQA 4:1, hd 40 padded to 64
+  check_flash(1, 67, 2, 2, 64, fp, 1e-5, 1e-4);   // the presets' head size
+  check_flash(1, 67, 4, 2, 128, fp, 1e-5, 1e-4);  // the largest supported head
+  check_flash(1, 1, 2, 1, 16, fp, 1e-5, 1e-4);    // T = 1: one key, softmax = 1
+}
+// bf16 operands (q, k, v, dout, and P, dS where they feed a product) with float32
+// accumulation: the same error budget as the materialising bf16 test (scores err
+// ~4e-3 after scaling, outputs ~1e-2, gradients twice that): 3e-2 abs + 3e-2 rel
+// against the float32 CPU twin. (CPU emulation: <= 0.54 of this over 18 random cases.)
+TEST(flash_attention_bf16) {
+  const auto bf = cu::MatmulPrecision::BF16;
+  check_flash(2, 70, 4, 1, 32, bf, 3e-2, 3e-2);   // GQA 4:1, 2 tiles of 64
+  check_flash(1, 133, 4, 2, 64, bf, 3e-2, 3e-2);  // GQA 2:1, 3 tiles, the presets' head size
+  check_flash(1, 97, 2, 1, 128, bf, 3e-2, 3e-2);  // hd 128
+  check_flash(2, 50, 2, 2, 80, bf, 3e-2, 3e-2);   // hd 80 padded to 128, one partial tile
+  check_flash(1, 1, 2, 1, 16, bf, 3e-2, 3e-2);    // T = 1
+}
+TEST(flash_attention_rejects_large_heads) {
+  CHECK(cu::flash_attention_supported(128) && !cu::flash_attention_supported(129));
+  Dev<float> X(size_t(2) * 3 * 160), O(160), L(2);
+  CHECK_THROWS(cu::flash_attention_forward(O.p, L.p, X.p, 1, 2, 1, 1, 160, cu::MatmulPrecision::BF16,
+                                           nullptr),
+               Unsupported, "head sizes");
+}
 
 TEST(attention_cached) {
   Rng rng(g_seed + 7);

@@ -13,7 +13,9 @@
 // losses built from them (and their KL terms against a fixed reference) by a few
 // percent: 8% relative.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "check.h"
@@ -58,7 +60,8 @@ struct Pair {
   std::unique_ptr<Backend> cpu, gpu;
   std::vector<float> params;
 };
-Pair make_pair(const ModelConfig& cfg, cuda::MatmulPrecision prec, uint64_t seed, bool lt = true) {
+Pair make_pair(const ModelConfig& cfg, cuda::MatmulPrecision prec, uint64_t seed, bool lt = true,
+               cuda::AttentionKind attn = cuda::AttentionKind::Auto) {
   Pair p;
   ParamLayout layout(cfg);
   p.params.resize(layout.numel());
@@ -67,6 +70,7 @@ Pair make_pair(const ModelConfig& cfg, cuda::MatmulPrecision prec, uint64_t seed
   cuda::Options opt;
   opt.matmul = prec;
   opt.cublaslt = lt;
+  opt.attention = attn;
   p.gpu = cuda::create_backend(cfg, true, opt);
   p.cpu->set_params(p.params.data());
   p.gpu->set_params(p.params.data());
@@ -95,9 +99,14 @@ Data make_data(int V, uint64_t seed) {
   return d;
 }
 
-void compare_logprobs(Arch arch, cuda::MatmulPrecision prec, double tol, bool lt = true) {
+const char* attn_name(cuda::AttentionKind a) {
+  return a == cuda::AttentionKind::Flash ? " flash" : a == cuda::AttentionKind::Materialising ? " materialising" : "";
+}
+
+void compare_logprobs(Arch arch, cuda::MatmulPrecision prec, double tol, bool lt = true,
+                      cuda::AttentionKind attn = cuda::AttentionKind::Auto) {
   const ModelConfig cfg = small_config(arch);
-  Pair p = make_pair(cfg, prec, 11, lt);
+  Pair p = make_pair(cfg, prec, 11, lt, attn);
   Data d = make_data(cfg.vocab_size, 12);
   TokenBatch b{d.tokens.data(), d.lengths.data(), d.B, d.T};
   const size_t S = size_t(d.B) * (d.T - 1);
@@ -110,17 +119,19 @@ void compare_logprobs(Arch arch, cuda::MatmulPrecision prec, double tol, bool lt
     CHECK_NEAR(lg[i], lc[i], tol, 0.0);
     CHECK_NEAR(eg[i], ec[i], tol, 0.0);
   }
-  std::printf("  %s %s%s: max |dlogp| %.2e\n", arch_name(arch),
+  std::printf("  %s %s%s%s: max |dlogp| %.2e\n", arch_name(arch),
               prec == cuda::MatmulPrecision::BF16 ? "bf16" : "fp32",
-              prec == cuda::MatmulPrecision::BF16 && lt && cuda::LtMatmul::available() ? " (cuBLASLt)" : "", w);
+              prec == cuda::MatmulPrecision::BF16 && lt && cuda::LtMatmul::available() ? " (cuBLASLt)" : "",
+              attn_name(attn), w);
 }
 
 // One loss_backward + optimizer_step on both backends. With eps = 1 and lr = 1e-2 the
 // first AdamW step moves each weight by lr * g / (|g| + 1), a smooth function of the
 // gradient, so comparing the moved weights compares the gradients.
-void compare_step(Arch arch, bool rl, cuda::MatmulPrecision prec, double tol) {
+void compare_step(Arch arch, bool rl, cuda::MatmulPrecision prec, double tol,
+                  cuda::AttentionKind attn = cuda::AttentionKind::Auto) {
   const ModelConfig cfg = small_config(arch);
-  Pair p = make_pair(cfg, prec, 21);
+  Pair p = make_pair(cfg, prec, 21, true, attn);
   Data d = make_data(cfg.vocab_size, 22);
   TokenBatch b{d.tokens.data(), d.lengths.data(), d.B, d.T};
   TokenLoss l;
@@ -150,9 +161,9 @@ void compare_step(Arch arch, bool rl, cuda::MatmulPrecision prec, double tol) {
   for (size_t i = 0; i < pc.size(); i++)
     worst = std::max(worst, std::fabs(double(pc[i] - p.params[i]) - double(pg[i] - p.params[i])));
   CHECK(worst <= 1e-2 * 10 * tol);  // step sizes agree to 10 tol of lr
-  std::printf("  %s %s %s: loss %.6f vs %.6f, |g| %.6f vs %.6f, worst step diff %.2e\n",
+  std::printf("  %s %s %s%s: loss %.6f vs %.6f, |g| %.6f vs %.6f, worst step diff %.2e\n",
               arch_name(arch), rl ? "rl" : "sft", prec == cuda::MatmulPrecision::BF16 ? "bf16" : "fp32",
-              sg.loss, sc.loss, tg.grad_norm, tc.grad_norm, worst);
+              attn_name(attn), sg.loss, sc.loss, tg.grad_norm, tc.grad_norm, worst);
 }
 
 GenerateResult gen(Backend& b, double temperature, int V) {
@@ -187,6 +198,20 @@ TEST(train_step_bf16_near_cpu) {
   for (Arch a : {Arch::GPT2, Arch::Llama})
     for (bool rl : {false, true}) compare_step(a, rl, cuda::MatmulPrecision::BF16, 8e-2);
 }
+// The fused attention (attention_flash.cu, SCORE_CUDA_ATTENTION=flash) inside the whole
+// model, with the tolerances of the materialising runs above: it computes the same
+// function, so the fp32 path matches the CPU to float rounding and the bf16 path stays
+// within the bf16 budget.
+TEST(flash_attention_model_matches_cpu) {
+  const auto flash = cuda::AttentionKind::Flash;
+  for (Arch a : {Arch::GPT2, Arch::Llama, Arch::Qwen2}) {
+    compare_logprobs(a, cuda::MatmulPrecision::FP32, 1e-4, true, flash);
+    compare_step(a, true, cuda::MatmulPrecision::FP32, 1e-4, flash);
+    compare_logprobs(a, cuda::MatmulPrecision::BF16, 0.25, true, flash);
+  }
+  for (Arch a : {Arch::GPT2, Arch::Llama}) compare_step(a, false, cuda::MatmulPrecision::BF16, 8e-2, flash);
+}
+
 TEST(generate_matches_cpu) {
   for (Arch a : {Arch::GPT2, Arch::Llama, Arch::Qwen2}) {
     const ModelConfig cfg = small_config(a);
@@ -246,7 +271,36 @@ static void run_all(int& passed, int& failed) {
   }
 }
 
+// The switch (no device needed): SCORE_CUDA_ATTENTION picks the kernel when the
+// options say Auto; an explicit choice wins; a misspelt value is an error naming the
+// accepted ones.
+static bool check_attention_switch() {
+  const char* saved = std::getenv("SCORE_CUDA_ATTENTION");
+  const std::string keep = saved ? saved : "";
+  bool ok = true;
+  auto expect = [&](const char* env, cuda::AttentionKind want) {
+    if (env) setenv("SCORE_CUDA_ATTENTION", env, 1); else unsetenv("SCORE_CUDA_ATTENTION");
+    ok = ok && cuda::resolve_attention(cuda::AttentionKind::Auto) == want;
+  };
+  expect(nullptr, cuda::AttentionKind::Materialising);
+  expect("", cuda::AttentionKind::Materialising);
+  expect("materialising", cuda::AttentionKind::Materialising);
+  expect("flash", cuda::AttentionKind::Flash);
+  ok = ok && cuda::resolve_attention(cuda::AttentionKind::Materialising) == cuda::AttentionKind::Materialising;
+  setenv("SCORE_CUDA_ATTENTION", "flsh", 1);
+  try {
+    cuda::resolve_attention(cuda::AttentionKind::Auto);
+    ok = false;
+  } catch (const Error& e) {
+    ok = ok && e.code() == ErrorCode::InvalidArgument && std::strstr(e.what(), "flash");
+  }
+  if (saved) setenv("SCORE_CUDA_ATTENTION", keep.c_str(), 1); else unsetenv("SCORE_CUDA_ATTENTION");
+  std::printf("%s: SCORE_CUDA_ATTENTION switch\n", ok ? "ok  " : "FAIL");
+  return ok;
+}
+
 int main() {
+  if (!check_attention_switch()) return 1;
   // The C entry point never throws: without a device it returns nullptr and says why.
   ModelConfig cfg = small_config(Arch::GPT2);
   char err[512] = {0};
