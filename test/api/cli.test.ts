@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../../lib/index.js';
+import { asciiTokenizer, writeAsciiModel } from '../rl/tiny.js';
 
 const root = path.resolve(__dirname, '..', '..');
 // The CLI runs from dist/; `npm test` compiles it first (the pretest script).
@@ -40,6 +41,38 @@ describe('score-rl CLI', () => {
     m.dispose();
     // init refuses to overwrite a non-empty folder
     expect(cli('init', '--out', dir).code).not.toBe(0);
+  });
+
+  it('sample: token ids without a tokenizer, text with one; the same as Model.generate', async () => {
+    const ids = path.join(tmp, 'sample-ids');
+    expect(cli('init', '--arch', 'llama', '--preset', 'tiny', '--out', ids, '--seed', '4').code).toBe(0);
+    const r = cli('sample', '--model', ids, '--prompt', '5 6 7', '--n', '2', '--max-new-tokens', '6', '--seed', '9', '--json');
+    expect(r.code).toBe(0);
+    const got = JSON.parse(r.stdout) as { sequences: { prompt: number; sample: number; tokens: number[]; finish: string }[] };
+    const m = await loadModel(ids);
+    const want = await m.generate([[5, 6, 7]], { n: 2, maxNewTokens: 6, seed: 9 });
+    m.dispose();
+    expect(got.sequences.map((s) => s.tokens)).toEqual(want.sequences.map((s) => s.tokens));
+    expect(cli('sample', '--model', ids, '--prompt', 'hello').stderr).toMatch(/no tokenizer\.json, so a prompt is space-separated token ids/);
+
+    const text = path.join(tmp, 'sample-text');
+    await writeAsciiModel(text, { positions: 64, embd: 32, layers: 1, seed: 2 });
+    const t = cli('sample', '--model', text, '--prompt', 'Q: 2+2=', '--temperature', '0', '--max-new-tokens', '5', '--json');
+    expect(t.code).toBe(0);
+    const seq = (JSON.parse(t.stdout) as { sequences: { tokens: number[]; text: string }[] }).sequences[0]!;
+    const tok = asciiTokenizer();
+    expect(seq.text).toBe(tok.decode(seq.tokens, { skipSpecialTokens: true }));
+    const mt = await loadModel(text);
+    const greedy = await mt.generate([tok.encode('Q: 2+2=')], { temperature: 0, maxNewTokens: 5, eosId: tok.eosTokenId ?? null });
+    mt.dispose();
+    expect(seq.tokens).toEqual(greedy.sequences[0]!.tokens);
+    const input = path.join(tmp, 'prompts.json');
+    writeFileSync(input, JSON.stringify({ prompts: ['ab', 7] }));
+    const bad = cli('sample', '--model', text, '--input', input);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toContain('prompts[1] must be a non-empty string or an array of token ids');
+    expect(cli('sample', '--model', text, '--prompt', 'x', '--chat').stderr).toContain('no chat template');
   });
 
   it('bad input: one line on stderr, non-zero exit', () => {
