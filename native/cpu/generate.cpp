@@ -8,6 +8,7 @@
 #include "cpu/kernels.h"
 #include "cpu/sampling.h"
 #include "score/errors.h"
+#include "score/memory.h"
 #include "score/rng.h"
 
 namespace score::cpu {
@@ -27,6 +28,11 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
                   std::to_string(len) + " positions needs " +
                   std::to_string(res.kv_cache_bytes >> 20) + " MiB, over the memory budget of " +
                   std::to_string(req.memory_budget >> 20) + " MiB");
+  // Without a budget, the cache must still fit in the memory there is (else the allocation
+  // would fail halfway, or the kernel's OOM killer would end the process).
+  if (req.memory_budget == 0)
+    check_memory(res.kv_cache_bytes, "generate: the KV cache for " + std::to_string(S) + " sequences of " +
+                                         std::to_string(len) + " positions");
   typename Transformer<float>::KVCache cache;
   net.init_cache(cache, S, len);
   res.tokens.assign(S, {});

@@ -32,6 +32,11 @@ describe('drill: memory', () => {
       code: 'ERR_SCORE_OUT_OF_MEMORY', message: expect.stringContaining('(forward + backward) needs about'),
     });
     await expect(m.generate([[1, 2, 3]], { n: 64, maxNewTokens: 900, memoryBudget: 1 << 20 })).rejects.toMatchObject({ code: 'ERR_SCORE_OUT_OF_MEMORY' });
+    // without a budget, the KV cache is held against the memory there is: 4096 x 1024
+    // positions x 4 layers x 2 x 256 floats is 32 GiB
+    await expect(m.generate([[1, 2, 3]], { n: 4096, maxNewTokens: 1000 })).rejects.toMatchObject({
+      code: 'ERR_SCORE_OUT_OF_MEMORY', message: expect.stringMatching(/^generate: the KV cache for 4096 sequences of 1003 positions needs about [\d.]+ GiB, but only 64 MiB is available$/),
+    });
     delete process.env.SCORE_MEMORY_LIMIT;
     expect((await m.logprobs([[1, 2, 3]])).rows()[0]!.length).toBe(2);
     expect(m.memoryBytes()).toBeLessThan(64 << 20); // nothing was allocated for the refused batches
