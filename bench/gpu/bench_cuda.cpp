@@ -5,7 +5,8 @@
 //  - a training step of the gpt2 preset (124M; B x 1024 tokens, bf16 matmuls):
 //    tokens/s and MFU = (6 N + 12 L T C) * tokens/s / peak, N = all parameters
 //    (the tied wte is the lm_head product), peak = the card's dense bf16 peak;
-//  - greedy KV-cache generation at batch 64 and 256 (tokens/s);
+//  - greedy KV-cache generation at batch 64 and 256 (tokens/s), and sampled generation
+//    at batch 64 with the host sampler and with the device sampler;
 //  - attention alone at the training step's shape (8 x 1024, 12 heads of 64), bf16:
 //    the materialising kernel (attention.cu) and the fused one (attention_flash.cu).
 // The training step uses the attention kernel SCORE_CUDA_ATTENTION selects; with
@@ -218,7 +219,9 @@ void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
   std::fflush(stdout);
 }
 
-void bench_generate(int S, int prompt, int new_tokens) {
+// Greedy, or (sampled) temperature 1, top-k 50, top-p 0.95 with the sampler on the host
+// or (device) sample_rows.
+void bench_generate(int S, int prompt, int new_tokens, bool sampled = false, bool device = false) {
   const ModelConfig cfg = gpt2_124m();
   ParamLayout layout(cfg);
   std::vector<float> params(layout.numel());
@@ -227,7 +230,9 @@ void bench_generate(int S, int prompt, int new_tokens) {
     const bool ln_w = t.name.find("ln") != std::string::npos && t.name.back() == 'w';
     for (size_t i = 0; i < t.numel; i++) params[t.offset + i] = ln_w ? 1.0f : float(0.02 * rng.normal());
   }
-  auto be = cu::create_backend(cfg, false, cu::Options{});
+  cu::Options o;
+  o.sampling = device ? cu::SamplingKind::Device : cu::SamplingKind::Host;
+  auto be = cu::create_backend(cfg, false, o);
   be->set_params(params.data());
   GenerateRequest req;
   for (int p = 0; p < S; p++) {
@@ -235,7 +240,8 @@ void bench_generate(int S, int prompt, int new_tokens) {
     for (auto& t : pr) t = int32_t(rng.next_u64() % cfg.vocab_size);
     req.prompts.push_back(pr);
   }
-  req.n = 1, req.max_new_tokens = new_tokens, req.temperature = 0;
+  req.n = 1, req.max_new_tokens = new_tokens, req.temperature = sampled ? 1.0 : 0.0;
+  if (sampled) req.top_k = 50, req.top_p = 0.95, req.seed = 7;
   GenerateRequest warm = req;
   warm.max_new_tokens = 2;
   be->generate(warm);
@@ -244,8 +250,9 @@ void bench_generate(int S, int prompt, int new_tokens) {
   const double dt = now() - t0;
   size_t n = 0;
   for (const auto& t : r.tokens) n += t.size();
-  std::printf("RESULT gen_b%d_tokens_per_s %.0f\n", S, n / dt);
-  std::printf("RESULT gen_b%d_seconds %.3f\n", S, dt);
+  const std::string k = "gen_b" + std::to_string(S) + (sampled ? device ? "_sampled_device" : "_sampled_host" : "");
+  std::printf("RESULT %s_tokens_per_s %.0f\n", k.c_str(), n / dt);
+  std::printf("RESULT %s_seconds %.3f\n", k.c_str(), dt);
   std::fflush(stdout);
 }
 
@@ -271,6 +278,10 @@ int main(int argc, char** argv) {
     bench_train(prop, B, true);
     if (cu::LtMatmul::available()) bench_train(prop, B, false);  // our kernel alone
     for (int S : {64, 256}) bench_generate(S, prompt, new_tokens);
+    // Stochastic sampling: the step's logits to the host and the CPU sampler (the
+    // default), against sample_rows on the device (SCORE_CUDA_SAMPLING=device).
+    bench_generate(64, prompt, new_tokens, true, false);
+    bench_generate(64, prompt, new_tokens, true, true);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda: %s\n", e.what());
     return 1;

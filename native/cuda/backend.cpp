@@ -20,6 +20,7 @@
 #include "cuda/attention_flash.h"
 #include "cuda/common.h"
 #include "cuda/kernels.h"
+#include "cuda/sampling.h"
 #include "score/errors.h"
 #include "score/rng.h"
 
@@ -44,6 +45,7 @@ class CudaBackend final : public Backend {
   CudaBackend(const ModelConfig& cfg, bool trainable, const Options& opt)
       : cfg_(cfg), layout_(cfg), trainable_(trainable), opt_(opt) {
     opt_.attention = resolve_attention(opt_.attention);
+    opt_.sampling = resolve_sampling(opt_.sampling);
     // Flash covers head sizes up to 128; larger heads keep the materialising kernel.
     flash_ = opt_.attention == AttentionKind::Flash && flash_attention_supported(cfg_.head_dim);
     SCORE_CUDA_CHECK(cudaSetDevice(opt_.device));
@@ -603,6 +605,8 @@ class CudaBackend final : public Backend {
     sp.top_p = req.top_p;
     cpu::validate_sampling(sp);
     const bool greedy = req.temperature == 0;
+    const DeviceSamplingParams dsp =
+        greedy ? DeviceSamplingParams{} : device_sampling_params(req.temperature, req.top_k, req.top_p);
     std::vector<Rng> rngs;
     rngs.reserve(S);
     for (int r = 0; r < S; r++)
@@ -645,6 +649,27 @@ class CudaBackend final : public Backend {
                       "generate: sequence " + std::to_string(row_seq[i]) +
                           ": logits are not finite (NaN or infinite): the model has diverged");
           out[i] = {gtok[i], glogp[i], 0.0f};
+        }
+      } else if (opt_.sampling == SamplingKind::Device) {
+        // The same uniforms as cpu::sample_row would draw: one per row from its sequence's
+        // stream, in row order; the kernel maps them through the same inverse CDF.
+        std::vector<double> u(rows);
+        for (int i = 0; i < rows; i++) u[i] = rngs[row_seq[i]].uniform();
+        double* d_u = samp_u_.ensure(rows);
+        int32_t* d_ti = samp_i_.ensure(2 * static_cast<size_t>(rows));  // token, status
+        float* d_lf = samp_f_.ensure(2 * static_cast<size_t>(rows));    // logp, logp_sampling
+        upload(d_u, u.data(), rows, stream_);
+        score::cuda::sample_rows(d_ti, d_lf, d_lf + rows, d_ti + rows, logits, d_u, rows, V, dsp, stream_);
+        std::vector<int32_t> ti(2 * static_cast<size_t>(rows));
+        std::vector<float> lf(2 * static_cast<size_t>(rows));
+        download(ti.data(), d_ti, ti.size(), stream_);
+        download(lf.data(), d_lf, lf.size(), stream_);
+        sync();
+        for (int i = 0; i < rows; i++) {
+          SCORE_CHECK(ti[rows + i] == kSampleOk, Numeric,  // as cpu::sample_row's errors
+                      "generate: sequence " + std::to_string(row_seq[i]) + ": " +
+                          sample_status_message(ti[rows + i]));
+          out[i] = {ti[i], lf[i], lf[rows + i]};
         }
       } else {
         host_logits.resize(static_cast<size_t>(rows) * V);
@@ -785,6 +810,10 @@ class CudaBackend final : public Backend {
   // Generation: KV cache (L, 2, slots, KVH, len, hd) and decode scratch.
   DeviceBuffer<float> kv_, dec_;
   DeviceBuffer<int32_t> gen_ints_;
+  // Device sampling (SamplingKind::Device): per row uniform, token + status, logp + logp_sampling.
+  DeviceBuffer<double> samp_u_;
+  DeviceBuffer<int32_t> samp_i_;
+  DeviceBuffer<float> samp_f_;
   int kv_slots_ = 0;
 };
 
@@ -798,6 +827,16 @@ AttentionKind resolve_attention(AttentionKind requested) {
   if (v == "flash") return AttentionKind::Flash;
   throw Error(ErrorCode::InvalidArgument, "SCORE_CUDA_ATTENTION='" + v +
                                               "': expected 'flash' or 'materialising' (the default)");
+}
+
+SamplingKind resolve_sampling(SamplingKind requested) {
+  if (requested != SamplingKind::Auto) return requested;
+  const char* env = std::getenv("SCORE_CUDA_SAMPLING");
+  const std::string v = env ? env : "";
+  if (v.empty() || v == "host") return SamplingKind::Host;
+  if (v == "device") return SamplingKind::Device;
+  throw Error(ErrorCode::InvalidArgument,
+              "SCORE_CUDA_SAMPLING='" + v + "': expected 'device' or 'host' (the default)");
 }
 
 std::string describe_device(int index) {

@@ -18,6 +18,14 @@ enum class AttentionKind {
                   // the materialising kernel is used
 };
 
+// Where stochastic sampling (temperature > 0) runs during generate (greedy is always on
+// the device).
+enum class SamplingKind {
+  Auto,    // from the environment: SCORE_CUDA_SAMPLING=device, else Host
+  Host,    // the step's logits copied to the host, cpu::sample_row (the default)
+  Device,  // sampling.cu's sample_rows; the host draws the same uniforms from the same streams
+};
+
 struct Options {
   // FP32 runs every product on the float32 SIMT GEMM: slow, but it matches the CPU
   // backend to float rounding (the verification path of the tests).
@@ -27,11 +35,15 @@ struct Options {
   bool cublaslt = true;
   int device = 0;
   AttentionKind attention = AttentionKind::Auto;
+  SamplingKind sampling = SamplingKind::Auto;
 };
 
 // Auto resolved: SCORE_CUDA_ATTENTION unset, empty or "materialising" -> Materialising,
 // "flash" -> Flash; any other value throws InvalidArgument naming the accepted ones.
 AttentionKind resolve_attention(AttentionKind requested);
+// Auto resolved: SCORE_CUDA_SAMPLING unset, empty or "host" -> Host, "device" -> Device;
+// any other value throws InvalidArgument.
+SamplingKind resolve_sampling(SamplingKind requested);
 
 // Throws score::Error(Device) naming what is missing (driver, device, architecture).
 std::unique_ptr<Backend> create_backend(const ModelConfig& cfg, bool trainable, const Options& opt);

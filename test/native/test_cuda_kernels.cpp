@@ -29,8 +29,10 @@ int main() {
 #include <cmath>
 
 #include "cpu/kernels.h"
+#include "cpu/sampling.h"
 #include "cuda/attention_flash.h"
 #include "cuda/kernels.h"
+#include "cuda/sampling.h"
 #include "score/errors.h"
 #include "score/rng.h"
 #include "score/token_loss.h"
@@ -461,6 +463,85 @@ TEST(greedy_rows) {
   cu::greedy_rows(TK.p, LP.p, L.p, m, V, nullptr);
   CHECK(TK.down() == tok);
   CHECK_ALL(LP.down(), lp, 1e-6, 1e-5);
+}
+
+// Device sampling (sampling.cu, sample_rows) against the CPU sampler: each row gets the
+// uniform that cpu::sample_row drew from the same stream, so the tokens must agree. The
+// probabilities are float exps on both sides (CUDA expf vs the CPU's vectorised exp, a
+// few ulps apart), which moves a CDF boundary by ~1e-7 of the mass: a draw that close to
+// a boundary may pick the neighbour (estimated ~2.5e-4 per draw at V = 5003 and ~10x that
+// at V = 50257: ~0.1 expected in this test); at most 2 such rows are accepted, each printed. Where the tokens agree:
+// logp within 1e-5, logp_sampling within 2e-5 (double sums in another order of the same
+// float probabilities). Rows include masked (-inf) tokens, a tied maximum and tied pairs
+// (odd k splits a pair at the top-k boundary); settings cover plain, top-k (<= 512 and
+// above: the CPU's two paths), top-p, both, k >= V, a tiny top-p (argmax only) and k = 1.
+// (bench/gpu/emulate/run.sh runs the same cases on the CPU.)
+TEST(sample_rows_match_cpu) {
+  Rng rng(g_seed + 12);
+  struct Set { double T; int k; double p; };
+  int mismatches = 0;
+  for (int V : {5003, 50257}) {
+    const std::vector<Set> sets = V > 10000 ? std::vector<Set>{{0.8, 51, 0.9}, {1.0, 0, 0.95}}
+        : std::vector<Set>{{1.0, 0, 1.0}, {0.7, 51, 1.0}, {1.3, 0, 0.9}, {0.8, 51, 0.9}, {1.0, 701, 1.0},
+                           {0.9, 701, 0.5}, {0.5, V + 5, 0.95}, {1.0, 0, 1e-3}, {2.0, 1, 1.0}};
+    const int m = 12;
+    for (const Set& st : sets) {
+      auto x = randn(size_t(m) * V, rng, 3.0);
+      for (int r = 0; r < m; r++) {
+        float* row = x.data() + size_t(r) * V;
+        if (r % 3 == 1)
+          for (int j = int(rng.next_u64() % 7); j < V; j += 7) row[j] = -INFINITY;
+        if (r % 3 == 2) {
+          const int a = int(std::max_element(row, row + V) - row);
+          row[(a + V / 2) % V] = row[a];
+          for (int j = 0; j + 1 < V; j += 2) row[j + 1] = row[j];
+        }
+      }
+      cpu::SamplingParams sp;
+      sp.temperature = st.T, sp.top_k = st.k, sp.top_p = st.p;
+      std::vector<double> u(m);
+      std::vector<cpu::SampleResult> ref(m);
+      cpu::SampleScratch scratch;
+      for (int r = 0; r < m; r++) {
+        Rng stream(rng.next_u64());
+        Rng copy = stream;
+        ref[r] = cpu::sample_row(x.data() + size_t(r) * V, V, sp, copy, scratch);
+        u[r] = stream.uniform();  // the one uniform the CPU sampler drew
+      }
+      Dev<float> L(x), LP(m), LPS(m);
+      Dev<double> U(u);
+      Dev<int32_t> TK(m), ST(m);
+      cu::sample_rows(TK.p, LP.p, LPS.p, ST.p, L.p, U.p, m, V, cu::device_sampling_params(st.T, st.k, st.p), nullptr);
+      const auto tk = TK.down(), stt = ST.down();
+      const auto lp = LP.down(), lps = LPS.down();
+      for (int r = 0; r < m; r++) {
+        CHECK(stt[r] == cu::kSampleOk);
+        if (tk[r] != ref[r].token) {
+          mismatches++;
+          std::printf("  sample_rows: V %d T %.2f top_k %d top_p %.3f row %d: cpu token %d, device %d (u %.9f)\n",
+                      V, st.T, st.k, st.p, r, ref[r].token, tk[r], u[r]);
+          continue;
+        }
+        CHECK_NEAR(lp[r], ref[r].logp, 1e-5, 0.0);
+        CHECK_NEAR(lps[r], ref[r].logp_sampling, 2e-5, 0.0);
+      }
+    }
+  }
+  CHECK(mismatches <= 2);
+  // Rows the CPU sampler refuses: NaN, +inf, all -inf (a flat row samples index u * V).
+  const int V = 300;
+  std::vector<float> x(size_t(4) * V, 0.5f);
+  x[1 * V + 7] = NAN;
+  x[2 * V + 9] = INFINITY;
+  for (int j = 0; j < V; j++) x[3 * V + j] = -INFINITY;
+  Dev<float> L(x), LP(4), LPS(4);
+  Dev<double> U(std::vector<double>(4, 0.5));
+  Dev<int32_t> TK(4), ST(4);
+  cu::sample_rows(TK.p, LP.p, LPS.p, ST.p, L.p, U.p, 4, V, cu::device_sampling_params(1.0, 0, 1.0), nullptr);
+  const auto stt = ST.down(), tk = TK.down();
+  CHECK(stt[0] == cu::kSampleOk && tk[0] == 150);
+  CHECK(stt[1] == cu::kSampleNaN && stt[2] == cu::kSamplePosInf && stt[3] == cu::kSampleNoFinite);
+  CHECK(std::string(cu::sample_status_message(cu::kSampleNaN)) == "sample_row: logits contain NaN");
 }
 
 TEST(adamw_and_norm) {

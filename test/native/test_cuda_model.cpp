@@ -240,6 +240,31 @@ TEST(generate_matches_cpu) {
     CHECK(first >= int(rc.tokens.size()) - 1);
   }
 }
+// Stochastic sampling on the device (SCORE_CUDA_SAMPLING=device): the host draws the same
+// uniforms from the same streams, so with fp32 logits the sampled sequences are those of
+// the CPU backend, as with the host sampler above.
+TEST(generate_device_sampling_matches_cpu) {
+  for (Arch a : {Arch::GPT2, Arch::Llama}) {
+    const ModelConfig cfg = small_config(a);
+    Pair p = make_pair(cfg, cuda::MatmulPrecision::FP32, 31);
+    cuda::Options opt;
+    opt.matmul = cuda::MatmulPrecision::FP32;
+    opt.sampling = cuda::SamplingKind::Device;
+    auto dev = cuda::create_backend(cfg, false, opt);
+    dev->set_params(p.params.data());
+    for (double temp : {0.8, 1.0}) {
+      const GenerateResult rc = gen(*p.cpu, temp, cfg.vocab_size), rg = gen(*dev, temp, cfg.vocab_size);
+      CHECK(rc.tokens == rg.tokens);
+      for (size_t s = 0; s < rc.logp.size() && rc.tokens == rg.tokens; s++)
+        for (size_t i = 0; i < rc.logp[s].size(); i++) {
+          CHECK_NEAR(rg.logp[s][i], rc.logp[s][i], 1e-4, 0.0);
+          CHECK_NEAR(rg.logp_sampling[s][i], rc.logp_sampling[s][i], 1e-4, 0.0);
+        }
+      CHECK(rc.finish == rg.finish);
+    }
+  }
+}
+
 TEST(clone_and_optimizer_state) {
   const ModelConfig cfg = small_config(Arch::Llama);
   Pair p = make_pair(cfg, cuda::MatmulPrecision::FP32, 41);
@@ -295,7 +320,23 @@ static bool check_attention_switch() {
     ok = ok && e.code() == ErrorCode::InvalidArgument && std::strstr(e.what(), "flash");
   }
   if (saved) setenv("SCORE_CUDA_ATTENTION", keep.c_str(), 1); else unsetenv("SCORE_CUDA_ATTENTION");
-  std::printf("%s: SCORE_CUDA_ATTENTION switch\n", ok ? "ok  " : "FAIL");
+  // The same for SCORE_CUDA_SAMPLING.
+  const char* saved_s = std::getenv("SCORE_CUDA_SAMPLING");
+  const std::string keep_s = saved_s ? saved_s : "";
+  unsetenv("SCORE_CUDA_SAMPLING");
+  ok = ok && cuda::resolve_sampling(cuda::SamplingKind::Auto) == cuda::SamplingKind::Host;
+  setenv("SCORE_CUDA_SAMPLING", "device", 1);
+  ok = ok && cuda::resolve_sampling(cuda::SamplingKind::Auto) == cuda::SamplingKind::Device;
+  ok = ok && cuda::resolve_sampling(cuda::SamplingKind::Host) == cuda::SamplingKind::Host;
+  setenv("SCORE_CUDA_SAMPLING", "gpu", 1);
+  try {
+    cuda::resolve_sampling(cuda::SamplingKind::Auto);
+    ok = false;
+  } catch (const Error& e) {
+    ok = ok && e.code() == ErrorCode::InvalidArgument && std::strstr(e.what(), "device");
+  }
+  if (saved_s) setenv("SCORE_CUDA_SAMPLING", keep_s.c_str(), 1); else unsetenv("SCORE_CUDA_SAMPLING");
+  std::printf("%s: SCORE_CUDA_ATTENTION and SCORE_CUDA_SAMPLING switches\n", ok ? "ok  " : "FAIL");
   return ok;
 }
 

@@ -19,6 +19,9 @@
 #define __forceinline__ inline
 #define __launch_bounds__(x)
 #define __align__(x)
+// Blocks run one after another, so a function-level static is one block's shared variable.
+#define __shared__ static
+typedef void* cudaStream_t;
 
 struct __nv_bfloat16 { uint16_t x; };
 struct __nv_bfloat162 { __nv_bfloat16 x, y; };
@@ -117,4 +120,40 @@ inline T __shfl_xor_sync(unsigned, T v, int o) {
   ::emu::warp->bar.arrive_and_wait();
   return r;
 }
-inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
+template <typename T>
+inline T atomicAdd(T* p, T v) { return std::atomic_ref<T>(*p).fetch_add(v); }
+inline int atomicOr(int* p, int v) { return std::atomic_ref<int>(*p).fetch_or(v); }
+inline int atomicMax(int* p, int v) {
+  std::atomic_ref<int> a(*p);
+  int old = a.load();
+  while (old < v && !a.compare_exchange_weak(old, v)) {
+  }
+  return old;
+}
+inline unsigned __float_as_uint(float x) { unsigned u; std::memcpy(&u, &x, 4); return u; }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(unsigned(x)); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+template <typename T>
+inline T __shfl_sync(unsigned, T v, int src) {
+  ::emu::warp->x[::emu::lane] = double(v);
+  ::emu::warp->bar.arrive_and_wait();
+  const T r = T(::emu::warp->x[src & 31]);
+  ::emu::warp->bar.arrive_and_wait();
+  return r;
+}
+template <typename T>
+inline T __shfl_up_sync(unsigned, T v, int delta) {
+  ::emu::warp->x[::emu::lane] = double(v);
+  ::emu::warp->bar.arrive_and_wait();
+  const T r = ::emu::lane >= delta ? T(::emu::warp->x[::emu::lane - delta]) : v;
+  ::emu::warp->bar.arrive_and_wait();
+  return r;
+}
+inline unsigned __ballot_sync(unsigned, bool pred) {
+  ::emu::warp->x[::emu::lane] = pred ? 1.0 : 0.0;
+  ::emu::warp->bar.arrive_and_wait();
+  unsigned r = 0;
+  for (int l = 0; l < 32; l++) r |= (::emu::warp->x[l] != 0.0 ? 1u : 0u) << l;
+  ::emu::warp->bar.arrive_and_wait();
+  return r;
+}
