@@ -25,6 +25,12 @@ const compact = (s: string) => s.replace(/\s+/g, '');
 describe('MATH-500 (real data)', async () => {
   const records = await loadMathJsonl(join(DATA, 'math500/test.jsonl'));
 
+  it('uses the paper instruction verbatim (as the issue quotes it)', () => {
+    expect(SCORE_MATH_INSTRUCTION).toBe(
+      'You are a math expert. When you respond, respond only with the Solution of the final Problem, thinking step by step. At the end of the Solution, when you give your final answer, write it in the form "Final Answer: The final answer is $answer$. I hope it is correct."',
+    );
+  });
+
   it('loads 500 records with the paper prompt and the answer field as gold', () => {
     expect(records).toHaveLength(500);
     expect(records[0]!.id).toBe('test/precalculus/807.json');

@@ -53,6 +53,9 @@ const EQUAL: Array<[string, string]> = [
   ['cosh(0) + sinx - \\sin x', '1'],
   ['2^{100}', '1267650600228229401496703205376'],
   ['\\boxed{7}', '7'],
+  ['\\sqrt{x^2}', '|x|'],
+  ['\\sqrt{x}\\sqrt{y}', '\\sqrt{xy}'],
+  ['\\ln(x^2)', '2\\ln x'],
 ];
 
 const NOT_EQUAL: Array<[string, string]> = [
@@ -80,6 +83,12 @@ const NOT_EQUAL: Array<[string, string]> = [
   ['(-\\infty, 2)', '(-\\infty, 2]'],
   ['6+9i', '6-9i'],
   ['10^{10}', '10^{10}+1'],
+  // equal at every positive point, different at negative ones
+  ['|x|', 'x'],
+  ['\\sqrt{x^2}', 'x'],
+  ['x^3', '|x|^3'],
+  ['|a|+|b|', 'a+b'],
+  ['|x|+y=1', 'x+y=1'],
 ];
 
 describe('equivalence', () => {
@@ -102,7 +111,11 @@ describe('equivalence', () => {
     const r = equivalent('x^2+3x+\\sin(y)', 'x^2+3x+\\sin y+z-z', { timeoutMs: 0 });
     expect(r.equal).toBe(false);
     expect(r.reason).toMatch(/time limit/);
-    const hostile = ['\\frac{'.repeat(20_000), '('.repeat(50_000) + ')'.repeat(50_000), '2^'.repeat(30_000) + '2', '{'.repeat(100_000), 'x'.repeat(200_000), '\\sqrt'.repeat(10_000)];
+    const hostile = [
+      '\\frac{'.repeat(20_000), '('.repeat(50_000) + ')'.repeat(50_000), '2^'.repeat(30_000) + '2', '{'.repeat(100_000), 'x'.repeat(200_000), '\\sqrt'.repeat(10_000),
+      '1' + ' a'.repeat(100_000) + '!', // (quadratic in the unit-dropping step: 1.7 s at 40k characters before the length cap)
+      '1' + ' a'.repeat(3_999) + '!', // just under the cap
+    ];
     for (const h of hostile) {
       const t0 = Date.now();
       expect(equivalent(h, '5').equal).toBe(false);
@@ -121,7 +134,10 @@ describe('answer extraction', () => {
     expect(extractAnswer('thus $\\boxed 5$.')).toEqual({ answer: '5', method: 'boxed' });
     expect(extractAnswer('Adding up, the answer is $42$.\n#### 41')).toEqual({ answer: '42', method: 'the-answer-is' });
     expect(extractAnswer('She pays 3*4=<<3*4=12>>12 dollars.\n#### 1,000')).toEqual({ answer: '1,000', method: 'hashes' });
-    expect(extractAnswer('The final answer is 12.5. I hope it is correct.')).toEqual({ answer: '12.5. I hope it is correct', method: 'the-answer-is' });
+    // Minerva's sentence without its "Final Answer:" prefix; the rest of a sentence after the answer
+    expect(extractAnswer('The final answer is 12.5. I hope it is correct.')).toEqual({ answer: '12.5', method: 'the-answer-is' });
+    expect(extractAnswer('The answer is 5. So we are done.')).toEqual({ answer: '5', method: 'the-answer-is' });
+    expect(extractAnswer('so the answer is 3.5.')).toEqual({ answer: '3.5', method: 'the-answer-is' });
     expect(extractAnswer('I do not know')).toBeUndefined();
     expect(extractAnswer('\\boxed{unbalanced')).toBeUndefined();
   });

@@ -18,6 +18,7 @@ export interface EquivOptions {
 }
 
 const MAX_LEN = 2000;
+const MAX_RAW = 8000;
 
 interface Ctx {
   deadline: Deadline;
@@ -119,6 +120,9 @@ function isTextual(raw: string, norm: string): boolean {
 
 /** Is `pred` the same answer as `gold`? */
 export function equivalent(pred: string, gold: string, opts: EquivOptions = {}): Verdict {
+  // (some normalisation steps are regular expressions whose cost grows with the square of
+  // the length: no final answer is this long, and none is compared)
+  if (pred.length > MAX_RAW || gold.length > MAX_RAW) return { equal: false, reason: 'answer too long to compare' };
   const P = normalizeAnswer(pred);
   const G = normalizeAnswer(gold);
   if (P.text === '') return { equal: false, reason: 'empty answer' };

@@ -146,9 +146,10 @@ export function exactInteger(n: Node): bigint | undefined {
   }
 }
 
-/** Seeded points (mulberry32) so that a grade never depends on chance. */
-function points(names: string[], count: number): Map<string, number>[] {
-  let seed = 0x5c0e;
+/** Seeded points (mulberry32) so that a grade never depends on chance. Values lie in
+ * [0.3, 2.9], or with `signed` in [-2.9, -0.3] or [0.3, 2.9] with a random sign each. */
+function points(names: string[], count: number, signed = false): Map<string, number>[] {
+  let seed = signed ? 0x5c0f : 0x5c0e;
   const rand = () => {
     seed = (seed + 0x6d2b79f5) | 0;
     let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
@@ -156,7 +157,15 @@ function points(names: string[], count: number): Map<string, number>[] {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const out: Map<string, number>[] = [];
-  for (let p = 0; p < count; p++) out.push(new Map(names.map((n) => [n, 0.3 + 2.6 * rand()])));
+  for (let p = 0; p < count; p++)
+    out.push(
+      new Map(
+        names.map((n) => {
+          const v = 0.3 + 2.6 * rand();
+          return [n, signed && rand() < 0.5 ? -v : v];
+        }),
+      ),
+    );
   return out;
 }
 
@@ -177,7 +186,16 @@ export function sameValue(a: Node, b: Node, deadline: Deadline, scale = 1): bool
     if (!close(x, y)) return false;
     valid++;
   }
-  return valid >= MIN_VALID;
+  if (valid < MIN_VALID) return false;
+  // Positive points alone cannot tell |x| or \sqrt{x^2} from x: at points with negative
+  // values, wherever both sides are defined they must agree too.
+  for (const env of points(names, POINTS, true)) {
+    checkDeadline(deadline);
+    const x = evaluate(a, env);
+    const y = scale * evaluate(b, env);
+    if (Number.isFinite(x) && Number.isFinite(y) && !close(x, y)) return false;
+  }
+  return true;
 }
 
 /** f == c * g for one nonzero constant c (equations lhs - rhs = 0 that have the same solutions). */
@@ -200,5 +218,17 @@ export function proportional(f: Node, g: Node, deadline: Deadline): boolean {
     else if (!close(r, ratio)) return false;
     valid++;
   }
-  return valid >= MIN_VALID;
+  if (valid < MIN_VALID || ratio === undefined) return false;
+  // the same ratio at points with negative values, wherever both sides are defined
+  // (|x| = 1 is not x = 1)
+  for (const env of points(names, POINTS, true)) {
+    checkDeadline(deadline);
+    const x = evaluate(f, env);
+    const y = evaluate(g, env);
+    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
+    if (Math.abs(y) < 1e-9 || Math.abs(x) < 1e-9) {
+      if (!close(x, 0) || !close(y, 0)) return false;
+    } else if (!close(x / y, ratio)) return false;
+  }
+  return true;
 }

@@ -72,7 +72,11 @@ export function extractAnswer(text: string): Extracted | undefined {
   if (boxed) return { answer: stripMathDelims(boxed), method: 'boxed' };
   const ans = lastMatch(/\b[Tt]he (?:final )?answer is:?\s*([^\n]*)/g, text);
   if (ans) {
-    const a = stripMathDelims(ans[1]!.trim().replace(/\.$/, ''));
+    // Minerva's closing words without its "Final Answer:" prefix, and (outside math
+    // delimiters) the rest of the sentence: "The answer is 5. So ..." gives 5
+    let a = ans[1]!.trim().replace(/\.?\s*I hope it is correct\.?$/i, '');
+    if (!a.includes('$')) a = a.replace(/\.(?:\s[\s\S]*)?$/, '');
+    a = stripMathDelims(a.trim().replace(/\.$/, ''));
     if (a) return { answer: a, method: 'the-answer-is' };
   }
   const hashes = lastMatch(/####\s*([^\n]*)/g, text);
