@@ -1,7 +1,7 @@
 // Runs sandboxed programs in parallel, a fixed number at a time. Each slot has a
 // uid of its own, so one program's fork bomb cannot use up another's process limit.
 import { availableParallelism } from 'node:os';
-import { detectIsolation, runProgram, type Isolation, type RunResult, type SandboxLimits } from './sandbox.js';
+import { checkIsolation, detectIsolation, runProgram, uidBlock, type Isolation, type RunResult, type SandboxLimits } from './sandbox.js';
 
 export interface PoolOptions {
   /** programs at a time (default: the number of cores) */
@@ -23,13 +23,13 @@ export class SandboxPool {
 
   constructor(private opts: PoolOptions = {}) {
     this.concurrency = Math.max(1, Math.floor(opts.concurrency ?? availableParallelism()));
-    this.isolation = opts.isolation ?? detectIsolation(opts.python);
+    this.isolation = opts.isolation === undefined ? detectIsolation(opts.python) : checkIsolation(opts.isolation);
     this.freeSlots = Array.from({ length: this.concurrency }, (_, i) => i);
-    // uids far above any real account, spread by process id so that pools in other processes differ
-    this.uidBase = 2_000_000 + (process.pid % 1_000_000) * 256;
+    // uids far above any real account, a block per pool: pools in this process and in others differ
+    this.uidBase = uidBlock();
   }
 
-  /** The uid that slot `i` runs programs as (namespaces as root only). */
+  /** The uid that slot `i` runs programs as (as root, except with user namespaces). */
   uidOf(slot: number): number {
     return this.uidBase + (slot % 256);
   }

@@ -37,10 +37,64 @@ def mount_private(job):
         if libc.mount(src.encode(), target.encode(), fstype.encode() if fstype else None, flags, data.encode() if data else None) != 0:
             raise OSError(ctypes.get_errno(), 'mount ' + target)
     mount('none', '/', None, MS_REC | MS_PRIVATE, None)
+    private = set()
     for d in ('/tmp', '/var/tmp', '/dev/shm', '/run/lock', '/dev/mqueue'):
         if os.path.isdir(d):
             mount('tmpfs', d, 'tmpfs', MS_NOSUID | MS_NODEV, 'size=%d,mode=1777' % job['tmpfsBytes'])
+            private.add(d)
     mount('proc', '/proc', 'proc', MS_NOSUID | MS_NODEV, None)
+    # Every other mount read-only in this namespace: with user namespaces the program is
+    # this user and could otherwise write wherever the user can (home, the repository).
+    # A bind remount must repeat the mount's other flags (locked in a user namespace).
+    MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
+    keep = ((2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096, 1 << 21))  # statvfs ST_* -> MS_*
+    with open('/proc/self/mountinfo') as f:
+        points = [re_octal(line.split(' ')[4]) for line in f]
+    for mp in points:
+        if mp in private or mp == '/proc' or mp.startswith('/proc/'):
+            continue
+        try:
+            st = os.statvfs(mp).f_flag
+        except OSError:
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        for bit, ms in keep:
+            if st & bit:
+                flags |= ms
+        try:
+            mount('none', mp, None, flags, None)
+        except OSError:
+            if mp == '/':
+                raise
+
+def re_octal(path):
+    # mountinfo writes space, tab, newline and backslash as \040 \011 \012 \134
+    out, i = '', 0
+    while i < len(path):
+        if path[i] == '\\' and path[i + 1:i + 4].isdigit():
+            out += chr(int(path[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out += path[i]
+            i += 1
+    return out
+
+def drop_capabilities():
+    # user namespaces: the program is root of its namespace; take every capability away
+    # (bounding set too, so that exec cannot give them back): it cannot mount, remount
+    # the file systems writable or signal what it does not own
+    import ctypes, errno
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_CAPBSET_DROP = 24
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            if ctypes.get_errno() == errno.EINVAL:
+                break
+            raise OSError(ctypes.get_errno(), 'PR_CAPBSET_DROP')
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+    data = (ctypes.c_uint32 * 6)()
+    if libc.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), 'capset')
 
 def setup():
     job = read_job()
@@ -48,6 +102,10 @@ def setup():
     os.dup2(null, 0)
     os.close(null)
     if job['isolate']:
+        # mounting is only ever done as PID 1 of a fresh namespace (unshare --pid --fork):
+        # anywhere else it would cover the machine's own /tmp and make its mounts read-only
+        if os.getpid() != 1:
+            raise RuntimeError('not the first process of a new PID namespace: refusing to mount')
         mount_private(job)
         work = '/tmp/work'
         os.mkdir(work, 0o700)
@@ -73,11 +131,17 @@ def confine(job):
     limit(resource.RLIMIT_NPROC, job['processes'])
     limit(resource.RLIMIT_NOFILE, 256)
     limit(resource.RLIMIT_CORE, 0)
+    import ctypes
+    PR_SET_NO_NEW_PRIVS = 38  # set-user-id programs (su, sudo) give nothing
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), 'PR_SET_NO_NEW_PRIVS')
     uid = job['uid']
     if uid is not None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
+    elif job['isolate']:
+        drop_capabilities()
 
 def worker(job):
     # the child: limits, identity, then the untrusted code
@@ -98,6 +162,9 @@ def worker(job):
         os._exit(1)
     except BaseException:
         try:
+            # free what the program holds first: after a MemoryError the traceback module
+            # could not even be imported
+            scope.clear()
             print_exc(limit=-3)
             sys.stderr.flush()
         finally:
@@ -117,6 +184,10 @@ def supervise():
     # reports how it ended on fd 4; when it exits, the namespace and all in it die
     try:
         job = setup()
+        if job['isolate']:
+            # a process group of its own inside the namespace: the program's killpg(0)
+            # must not reach the unshare process outside it
+            os.setsid()
     except BaseException as e:
         print_exc()
         try:

@@ -5,10 +5,11 @@
 // world-writable folder, and a PID namespace whose processes all die with it, so
 // nothing can outlive the run. As root it also drops to an unprivileged uid of its
 // own, which makes the process-count limit effective. Elsewhere it runs as a plain
-// child in its own process group, with the same limits but no network isolation.
+// child in its own process group, with the same limits but no network isolation (as
+// root still under a uid of its own, whose leftover processes are killed afterwards).
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUNNER_PY } from './runner.js';
@@ -74,6 +75,33 @@ export function resolvePython(python = 'python3'): string {
 }
 
 const UNSHARE = ['--net', '--pid', '--mount', '--ipc', '--uts', '--fork', '--kill-child'];
+
+/** Whether programs run under a uid of their own: whenever this process is root, except in
+ * a user namespace (whose root is this process's own uid). Without it the process limit would
+ * not count (root is exempt from RLIMIT_NPROC) and a program could signal or write whatever
+ * root can, which matters most in 'none' mode (a container without CAP_SYS_ADMIN). */
+export function dropsPrivileges(isolation: Isolation): boolean {
+  return process.getuid?.() === 0 && isolation !== 'user-namespaces';
+}
+
+let blocks = 0;
+
+/** A block of 256 uids far above any real account, one per pool (and one for runs made
+ * without a pool): 16 blocks per process, spread by process id so that other processes'
+ * differ. A run's uid is drained of processes when it ends, so two runs at the same time
+ * must never share one. */
+export function uidBlock(): number {
+  const k = blocks++ % 16;
+  return 2_000_000 + ((process.pid % 1_000_000) * 16 + k) * 256; // < 2^32 - 1
+}
+
+let directBase: number | undefined;
+let directNext = 0;
+/** A uid for a run made without a pool (runProgram, the interpreter probe). */
+function directUid(): number {
+  directBase ??= uidBlock();
+  return directBase + (directNext++ % 256);
+}
 let isolationCache: Isolation | undefined;
 
 /** What this machine allows, probed once: `unshare` as root, with a user namespace, or nothing. */
@@ -88,7 +116,8 @@ export function detectIsolation(python = 'python3'): Isolation {
 
 export interface RunOptions {
   limits?: Partial<SandboxLimits>;
-  /** uid to run as (namespaces as root only); the pool gives each slot its own */
+  /** uid to run as (as root, in 'namespaces' and 'none' mode); the pool gives each slot its
+   * own, and a run without one gets a fresh one */
   uid?: number;
   isolation?: Isolation;
   python?: string;
@@ -96,7 +125,9 @@ export interface RunOptions {
   site?: boolean;
 }
 
-/** Pids of the processes whose real uid is `uid` (Linux /proc). */
+/** Pids of the processes whose real uid is `uid` (Linux /proc), zombies included: until the
+ * machine's init reaps them (without a PID namespace: in its own time) they count against the
+ * uid's process limit. */
 function processesOf(uid: number): number[] {
   const pids: number[] = [];
   let names: string[] = [];
@@ -108,7 +139,8 @@ function processesOf(uid: number): number[] {
   for (const d of names) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'));
+      const status = readFileSync(`/proc/${d}/status`, 'utf8');
+      const m = /^Uid:\s+(\d+)/m.exec(status);
       if (m && Number(m[1]) === uid) pids.push(Number(d));
     } catch {
       /* exited meanwhile */
@@ -136,13 +168,33 @@ async function drainUid(uid: number, maxMs = 5000): Promise<void> {
   }
 }
 
+/** Without a private /tmp ('none' mode as root), what a run's uid left at the top of the
+ * machine's world-writable folders is removed after it. */
+function removeFilesOf(uid: number): void {
+  for (const dir of ['/tmp', '/var/tmp', '/dev/shm']) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const p = join(dir, n);
+      try {
+        if (lstatSync(p).uid === uid) rmSync(p, { recursive: true, force: true });
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+}
+
 function lastLine(s: string): string {
   const lines = s.trimEnd().split('\n').filter((l) => l.trim() !== '');
   return (lines[lines.length - 1] ?? '').trim().slice(0, 300);
 }
 
 const PROBE = 'import math, random, hashlib, json, re, collections, itertools, functools, heapq, string, fractions, decimal';
-const PROBE_UID = 1_999_999;
 const chosen = new Map<string, Promise<string>>();
 
 /** The interpreter that the sandbox runs. Dropping to an unprivileged uid needs one whose
@@ -154,11 +206,11 @@ export function sandboxPython(requested: string | undefined, isolation: Isolatio
   if (!p) {
     p = (async () => {
       const first = resolvePython(requested ?? 'python3');
-      if (isolation !== 'namespaces') return first;
+      if (!dropsPrivileges(isolation)) return first;
       const candidates = requested === undefined && first !== '/usr/bin/python3' ? [first, '/usr/bin/python3'] : [first];
       const failures: string[] = [];
       for (const exe of candidates) {
-        const r = await spawnRun(exe, PROBE, '', { isolation, uid: PROBE_UID, limits: {} });
+        const r = await spawnRun(exe, PROBE, '', { isolation, uid: directUid(), limits: {} });
         if (r.passed) return exe;
         failures.push(`${exe}: ${r.reason}`);
       }
@@ -181,18 +233,27 @@ export function encodeJob(job: Record<string, string | number>): Buffer {
 
 /** Run `program` then `tests` (Python source) in one fresh sandboxed interpreter. */
 export async function runProgram(program: string, tests: string, opts: RunOptions = {}): Promise<RunResult> {
-  const isolation = opts.isolation ?? detectIsolation(opts.python);
+  const isolation = opts.isolation === undefined ? detectIsolation(opts.python) : checkIsolation(opts.isolation);
   const python = await sandboxPython(opts.python, isolation);
-  return spawnRun(python, program, tests, { ...opts, isolation });
+  const uid = opts.uid ?? (dropsPrivileges(isolation) ? directUid() : undefined);
+  return spawnRun(python, program, tests, { ...opts, isolation, ...(uid !== undefined ? { uid } : {}) });
+}
+
+const ISOLATIONS: readonly Isolation[] = ['namespaces', 'user-namespaces', 'none'];
+
+/** An isolation mode named by a caller, checked (a wrong value must never reach the runner). */
+export function checkIsolation(isolation: unknown): Isolation {
+  if (!ISOLATIONS.includes(isolation as Isolation)) throw new Error(`sandbox: isolation '${String(isolation)}' is not one of ${ISOLATIONS.join(', ')}`);
+  return isolation as Isolation;
 }
 
 function spawnRun(python: string, program: string, tests: string, opts: RunOptions & { isolation: Isolation }): Promise<RunResult> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
-  const isolation = opts.isolation;
+  const isolation = checkIsolation(opts.isolation);
   const nonce = randomBytes(16).toString('hex');
   const isolate = isolation !== 'none';
   const workdir = isolate ? undefined : mkdtempSync(join(tmpdir(), 'score-rl-sandbox-'));
-  const uid = isolation === 'namespaces' ? (opts.uid ?? null) : null;
+  const uid = dropsPrivileges(isolation) ? (opts.uid ?? null) : null;
   const pyArgs = ['-I', '-B', ...(opts.site ? [] : ['-S']), '-c', RUNNER_PY];
   const [cmd, args] =
     isolation === 'namespaces'
@@ -285,9 +346,24 @@ function spawnRun(python: string, program: string, tests: string, opts: RunOptio
       else reason = `failed: ${lastLine(stderr) || `exit code ${wcode}`}`;
       const result = { passed, reason, exitCode: code, signal, timedOut, stdout, stderr, durationMs: Date.now() - started, ...(sandboxError !== undefined ? { sandboxError } : {}) };
       if (uid === null) resolve(result);
-      else void drainUid(uid).then(() => resolve(result));
+      else
+        void drainUid(uid).then(() => {
+          if (!isolate) removeFilesOf(uid);
+          resolve(result);
+        });
     };
-    child.on('exit', kill); // whatever is left of its process group goes with it
+    child.on('exit', (code, signal) => {
+      kill(); // whatever is left of its process group goes with it
+      if (isolate) return; // (the PID namespace died with its first process)
+      // A process that left the group (setsid) may still hold the output pipes, and 'close'
+      // would wait for it: kill whatever runs under the run's uid, and after a grace period
+      // stop waiting for the pipes (without a uid of its own such a process outlives the run).
+      if (uid !== null) void drainUid(uid);
+      setTimeout(() => {
+        for (const s of [child.stdout, child.stderr, resultPipe, statusPipe]) (s as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+        finish(code, signal);
+      }, 1000).unref();
+    });
     child.on('error', (e) => finish(null, null, e));
     child.on('close', (code, signal) => finish(code, signal));
   });
