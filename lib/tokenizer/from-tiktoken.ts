@@ -1,8 +1,10 @@
-// Build a Hugging Face tokenizer.json for GPT-2 from tiktoken's rank table (the
-// `gpt2` ranks that js-tiktoken ships), so that the GPT-2 tokenizer can be made
-// without downloading anything. The merges are recovered by running byte-level BPE
-// on each token with only the ranks below its own: what is left is the pair that
-// formed it.
+// Build a Hugging Face tokenizer.json from a tiktoken rank table (the ones js-tiktoken
+// ships), so that a real byte-level BPE can be made without downloading anything: GPT-2's
+// (`gpt2`: the ByteLevel pre-tokeniser with its built-in regex) or one split by its own
+// regex first, the layout of Llama 3's and Qwen2's tokenizer.json (`cl100k_base`: a Split
+// pre-tokeniser, then ByteLevel without regex). The merges are recovered by running
+// byte-level BPE on each token with only the ranks below its own: what is left is the pair
+// that formed it.
 
 /** js-tiktoken's rank data: lines "! <first rank> <base64 token> <base64 token> ...". */
 export interface TiktokenRanks {
@@ -24,41 +26,42 @@ export function byteToChar(): string[] {
 }
 
 export function tiktokenToHuggingFace(ranks: TiktokenRanks): { tokenizer: Record<string, unknown>; config: Record<string, unknown> } {
-  if (ranks.pat_str !== GPT2_PATTERN) throw new Error('only the GPT-2 rank table (r50k/gpt2 pattern) is supported');
-  const tokens: Buffer[] = [];
+  // tokens as latin1 strings: one character per byte
+  const tokens: string[] = [];
   const rankOf = new Map<string, number>();
   for (const line of ranks.bpe_ranks.split('\n')) {
     if (line === '') continue;
     const parts = line.split(' ');
     let r = Number(parts[1]);
     for (const b64 of parts.slice(2)) {
-      const buf = Buffer.from(b64, 'base64');
-      tokens[r] = buf;
-      rankOf.set(buf.toString('latin1'), r);
+      const tok = Buffer.from(b64, 'base64').toString('latin1');
+      tokens[r] = tok;
+      rankOf.set(tok, r);
       r++;
     }
   }
   const chars = byteToChar();
-  const show = (buf: Buffer) => Array.from(buf, (b) => chars[b]).join('');
+  const show = (tok: string) => Array.from(tok, (c) => chars[c.charCodeAt(0)]).join('');
   const vocab: Record<string, number> = {};
   const merges: string[] = [];
   for (let r = 0; r < tokens.length; r++) {
-    const tok = tokens[r]!;
+    const tok = tokens[r];
+    if (tok === undefined) throw new Error(`rank table: rank ${r} is missing`);
     vocab[show(tok)] = r;
     if (tok.length < 2) continue;
-    let parts = Array.from(tok, (b) => Buffer.from([b]));
+    const parts = Array.from(tok);
     while (parts.length > 2) {
       let best = -1;
       let bestRank = Infinity;
       for (let i = 0; i + 1 < parts.length; i++) {
-        const pr = rankOf.get(Buffer.concat([parts[i]!, parts[i + 1]!]).toString('latin1'));
+        const pr = rankOf.get(parts[i]! + parts[i + 1]!);
         if (pr !== undefined && pr < r && pr < bestRank) {
           bestRank = pr;
           best = i;
         }
       }
       if (best < 0) throw new Error(`rank table: token ${r} cannot be formed from lower ranks`);
-      parts = [...parts.slice(0, best), Buffer.concat([parts[best]!, parts[best + 1]!]), ...parts.slice(best + 2)];
+      parts.splice(best, 2, parts[best]! + parts[best + 1]!);
     }
     merges.push(`${show(parts[0]!)} ${show(parts[1]!)}`);
   }
@@ -66,19 +69,22 @@ export function tiktokenToHuggingFace(ranks: TiktokenRanks): { tokenizer: Record
     vocab[content] = id;
     return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true };
   });
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const gpt2 = ranks.pat_str === GPT2_PATTERN;
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: gpt2 };
   const tokenizer = {
     version: '1.0',
     truncation: null,
     padding: null,
     added_tokens: added,
     normalizer: null,
-    pre_tokenizer: byteLevel,
+    pre_tokenizer: gpt2
+      ? byteLevel
+      : { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: ranks.pat_str }, behavior: 'Isolated', invert: false }, byteLevel] },
     post_processor: { ...byteLevel, trim_offsets: false },
     decoder: byteLevel,
     model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges },
   };
   const eos = Object.keys(ranks.special_tokens)[0] ?? null;
-  const config = { bos_token: eos, eos_token: eos, unk_token: eos, model_max_length: 1024, tokenizer_class: 'GPT2Tokenizer', add_prefix_space: false };
+  const config = { bos_token: eos, eos_token: eos, unk_token: eos, model_max_length: gpt2 ? 1024 : 8192, tokenizer_class: gpt2 ? 'GPT2Tokenizer' : 'PreTrainedTokenizerFast', add_prefix_space: false };
   return { tokenizer, config };
 }
