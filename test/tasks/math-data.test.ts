@@ -131,6 +131,8 @@ describe('bad data: one-line errors naming file, line and field', () => {
 
   it('a path that does not exist', async () => {
     expect(await reject(loadMathData('/nonexistent/math.jsonl'))).toBe('/nonexistent/math.jsonl: no such file or folder');
+    expect(await reject(loadMathFolder('/nonexistent/MATH'))).toBe('/nonexistent/MATH: no such folder');
+    expect(await reject(loadMathFolder(join(DATA, 'math500/test.jsonl')))).toBe(`${join(DATA, 'math500/test.jsonl')}: is a file, expected a folder`);
   });
 
   it('an empty file and an empty folder', async () => {

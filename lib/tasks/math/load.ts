@@ -41,7 +41,14 @@ async function listJson(dir: string): Promise<string[]> {
 const natural = new Intl.Collator('en', { numeric: true }).compare;
 
 export async function loadMathFolder(dir: string, opts: MathLoadOptions = {}): Promise<TaskRecord[]> {
-  const files = (await listJson(dir)).sort((a, b) => natural(relative(dir, a), relative(dir, b)));
+  let found: string[];
+  try {
+    found = await listJson(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new TaskInputError(code === 'ENOENT' ? `${dir}: no such folder` : code === 'ENOTDIR' ? `${dir}: is a file, expected a folder` : `${dir}: ${oneLine((e as Error).message)}`);
+  }
+  const files = found.sort((a, b) => natural(relative(dir, a), relative(dir, b)));
   if (files.length === 0) throw new TaskInputError(`${dir}: empty data set (no .json problem files)`);
   const records: TaskRecord[] = [];
   for (const file of files) {
