@@ -19,7 +19,9 @@ export function peerEnv(threads: number): NodeJS.ProcessEnv {
     /* not Linux: leave OpenBLAS to its detection */
   }
   const coretype = process.env.SCORE_PEER_CORETYPE ?? (avx512 ? 'SkylakeX' : process.env.OPENBLAS_CORETYPE);
-  return { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads), ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}) };
+  // GOMP_SPINCOUNT (which score-rl sets for itself) would override the peer's passive wait.
+  const { GOMP_SPINCOUNT: _ours, ...env } = process.env;
+  return { ...env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads), ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}) };
 }
 
 export interface GemmShape {

@@ -128,9 +128,19 @@ export function addon(): Addon {
     err.code = 'ERR_SCORE_NO_ADDON';
     throw err;
   }
+  // libgomp reads its settings once, when the addon loads it. OpenMP threads spin at a
+  // barrier before they sleep; libgomp's default spin (about 3 ms) burns the cores of a
+  // busy machine, while sleeping at once (what it does with more threads than cores, or
+  // OMP_WAIT_POLICY=passive) costs a futex wake per parallel region, and a decode step has
+  // about 40 of them. A short spin (~0.1-0.3 ms) covers the gaps inside a step and sleeps
+  // between calls. The user's own setting wins.
+  if (process.env.GOMP_SPINCOUNT === undefined && process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT = GOMP_SPINCOUNT;
   cached = createRequire(import.meta.url)(found) as Addon;
   return cached;
 }
+
+/** The spin count the addon gives libgomp unless the environment sets one (see addon()). */
+export const GOMP_SPINCOUNT = '20000';
 
 /** Where the CUDA backend library would be, next to the addon. */
 export function cudaLibraryPath(): string {

@@ -1,5 +1,6 @@
-// Every long native call runs on a libuv worker thread through PromiseWorker
-// and settles a Promise. Arguments are parsed into plain C++ values on the JS
+// Every long native call is queued on a libuv worker thread through PromiseWorker,
+// runs on the addon's compute thread (compute_thread.h) and settles a Promise.
+// Arguments are parsed into plain C++ values on the JS
 // thread before the worker is queued; the worker's `work` function touches no
 // V8 state; `done` builds the JS result back on the JS thread.
 #pragma once
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "compute_thread.h"
 #include "score/errors.h"
 
 namespace score_napi {
@@ -43,7 +45,7 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      work_();
+      ComputeThread::get().run(work_);  // see compute_thread.h
     } catch (const score::Error& e) {
       code_ = score::error_code_name(e.code());
       SetError(e.what());
