@@ -24,6 +24,12 @@ namespace score::cpu {
 enum class GemmIsa { Auto, Avx512, Avx2, Generic };
 bool gemm_isa_supported(GemmIsa isa);
 
+// The largest M that takes the AVX-512 small-M (dot-product) path when the operands allow it
+// (default 32; see gemm.cpp). Exists so that the kernel lab (bench/kernels) can time the
+// small-M and packed paths on the same decode shapes: 0 sends every product through the
+// packed path. Returns the previous value. Process-wide: change it only while no sgemm runs.
+int set_gemm_small_m_max(int m);
+
 // Packing buffers that a caller making many small single-threaded products (attention:
 // several per head on each thread) keeps across calls, so that sgemm does not allocate
 // and free per call (which, for buffers of ~100 KiB, makes glibc grow and trim the heap
