@@ -179,22 +179,17 @@ struct Variant {
   std::function<bool(const Shape&)> applies;
 };
 
-const int kDefaultSmallM = [] {  // the library's own small-M limit, read through the hook
-  const int m = score::cpu::set_gemm_small_m_max(0);
-  score::cpu::set_gemm_small_m_max(m);
-  return m;
-}();
+const int kDefaultSmallM = score::cpu::kGemmSmallM;  // the library's small-M limit
 
 Variant ours(const std::string& name, GemmIsa isa, bool packed_only = false) {
   Variant v;
   v.name = name;
-  v.run = [isa, packed_only](const Shape& s, const Operands& o, float* C) {
-    // packed_only: the small-M (dot-product) path switched off, so that the packed blocked
-    // path runs the same decode product; restored after every call.
-    if (packed_only) score::cpu::set_gemm_small_m_max(0);
+  // packed_only: the small-M (dot-product) path switched off (GemmIsa::Avx512Packed), so
+  // that the packed blocked path runs the same decode product.
+  const GemmIsa path = packed_only ? GemmIsa::Avx512Packed : isa;
+  v.run = [path](const Shape& s, const Operands& o, float* C) {
     score::cpu::sgemm(s.M, s.N, s.K, o.A.data(), o.a_rs, o.a_cs, o.B.data(), o.b_rs, o.b_cs, C,
-                      s.N, false, nullptr, isa);
-    if (packed_only) score::cpu::set_gemm_small_m_max(kDefaultSmallM);
+                      s.N, false, nullptr, path);
   };
   // The forced-packed variant only differs where the small-M path would apply: forward (nt)
   // products with few rows (gemm.cpp's use_small_m_path; K >= 16 holds for every shape here).

@@ -18,7 +18,7 @@
 // (14 x 32 tile: 28 zmm accumulators), AVX2+FMA (6 x 16: 12 ymm), portable C++.
 //
 // Small M with B stored transposed (the decode shapes of a linear layer's
-// forward, M = rows <= g_small_m_max, 32 by default): the product is memory
+// forward, M = rows <= kGemmSmallM): the product is memory
 // bound on B, and packing B would read it twice, so an AVX-512 dot-product
 // kernel reads A and B in place instead.
 #include "cpu/gemm.h"
@@ -26,7 +26,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -316,7 +315,8 @@ const KernelSet kAvx2{k256MR, k256NR, 24 * k256MR, 256, 2048, ukr_avx2, nullptr,
 bool cpu_has(GemmIsa isa) {
   switch (isa) {
 #ifdef SCORE_X86
-    case GemmIsa::Avx512: return __builtin_cpu_supports("avx512f");
+    case GemmIsa::Avx512:
+    case GemmIsa::Avx512Packed: return __builtin_cpu_supports("avx512f");
     case GemmIsa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
     case GemmIsa::Generic: return true;
@@ -333,7 +333,7 @@ GemmIsa resolve(GemmIsa isa) {
 
 const KernelSet& kernels_for(GemmIsa isa) {
 #ifdef SCORE_X86
-  if (isa == GemmIsa::Avx512) return kAvx512;
+  if (isa == GemmIsa::Avx512 || isa == GemmIsa::Avx512Packed) return kAvx512;
   if (isa == GemmIsa::Avx2) return kAvx2;
 #endif
   (void)isa;
@@ -342,11 +342,9 @@ const KernelSet& kernels_for(GemmIsa isa) {
 
 // Up to this many rows, the dot-product path beats packing B (measured: 280 vs 180 GFLOP/s
 // at M = 32, IC = 384, OC = 1536 on 2 Zen 5 cores; the packed path wins from M = 64).
-// Atomic only so that set_gemm_small_m_max is not a data race; a relaxed load costs nothing.
-std::atomic<int> g_small_m_max{32};
 
 bool use_small_m_path(GemmIsa isa, int M, int K, ptrdiff_t a_cs, ptrdiff_t b_rs) {
-  return isa == GemmIsa::Avx512 && M <= g_small_m_max.load(std::memory_order_relaxed) &&
+  return isa == GemmIsa::Avx512 && M <= kGemmSmallM &&
          K >= 16 && a_cs == 1 && b_rs == 1;
 }
 
@@ -420,7 +418,6 @@ float* GemmScratch::get(size_t n) {
 
 bool gemm_isa_supported(GemmIsa isa) { return isa == GemmIsa::Auto || cpu_has(isa); }
 
-int set_gemm_small_m_max(int m) { return g_small_m_max.exchange(m); }
 
 void sgemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* B,
            ptrdiff_t b_rs, ptrdiff_t b_cs, float* C, ptrdiff_t ldc, bool accumulate,

@@ -19,16 +19,14 @@
 namespace score::cpu {
 
 // Which code path sgemm uses. Auto (the default) picks the best the CPU supports; the
-// others exist so that tests can exercise every path on one machine. Asking for a path
-// the CPU lacks falls back to Auto.
-enum class GemmIsa { Auto, Avx512, Avx2, Generic };
+// others exist so that tests and the kernel lab (bench/kernels) can exercise every path on
+// one machine. Avx512Packed is Avx512 without the small-M dot-product path (the packed
+// path at every shape). Asking for a path the CPU lacks falls back to Auto.
+enum class GemmIsa { Auto, Avx512, Avx512Packed, Avx2, Generic };
 bool gemm_isa_supported(GemmIsa isa);
 
-// The largest M that takes the AVX-512 small-M (dot-product) path when the operands allow it
-// (default 32; see gemm.cpp). Exists so that the kernel lab (bench/kernels) can time the
-// small-M and packed paths on the same decode shapes: 0 sends every product through the
-// packed path. Returns the previous value. Process-wide: change it only while no sgemm runs.
-int set_gemm_small_m_max(int m);
+// The largest M that takes the AVX-512 small-M path when the operands allow it (gemm.cpp).
+constexpr int kGemmSmallM = 32;
 
 // Packing buffers that a caller making many small single-threaded products (attention:
 // several per head on each thread) keeps across calls, so that sgemm does not allocate

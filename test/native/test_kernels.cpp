@@ -206,7 +206,7 @@ void check_gemm(int M, int N, int K, Form form, bool accumulate, bool with_bias,
   if (!ok) score_test::failures()++;
 }
 
-const GemmIsa kAllIsas[] = {GemmIsa::Auto, GemmIsa::Avx512, GemmIsa::Avx2, GemmIsa::Generic};
+const GemmIsa kAllIsas[] = {GemmIsa::Auto, GemmIsa::Avx512, GemmIsa::Avx512Packed, GemmIsa::Avx2, GemmIsa::Generic};
 
 }  // namespace
 
