@@ -204,10 +204,14 @@ export function proportional(f: Node, g: Node, deadline: Deadline): boolean {
   if (names.length === 0) return false;
   let ratio: number | undefined;
   let valid = 0;
-  for (const env of points(names, POINTS)) {
+  // Positive points fix the ratio; then, at points with negative values, wherever both sides
+  // are defined, the ratio must be the same (|x| = 1 is not x = 1).
+  const envs = [...points(names, POINTS), ...points(names, POINTS, true)];
+  for (let i = 0; i < envs.length; i++) {
+    if (i === POINTS && (valid < MIN_VALID || ratio === undefined)) return false;
     checkDeadline(deadline);
-    const x = evaluate(f, env);
-    const y = evaluate(g, env);
+    const x = evaluate(f, envs[i]!);
+    const y = evaluate(g, envs[i]!);
     if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
     if (Math.abs(y) < 1e-9 || Math.abs(x) < 1e-9) {
       if (!close(x, 0) || !close(y, 0)) return false;
@@ -216,19 +220,7 @@ export function proportional(f: Node, g: Node, deadline: Deadline): boolean {
     const r = x / y;
     if (ratio === undefined) ratio = r;
     else if (!close(r, ratio)) return false;
-    valid++;
+    if (i < POINTS) valid++;
   }
-  if (valid < MIN_VALID || ratio === undefined) return false;
-  // the same ratio at points with negative values, wherever both sides are defined
-  // (|x| = 1 is not x = 1)
-  for (const env of points(names, POINTS, true)) {
-    checkDeadline(deadline);
-    const x = evaluate(f, env);
-    const y = evaluate(g, env);
-    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-    if (Math.abs(y) < 1e-9 || Math.abs(x) < 1e-9) {
-      if (!close(x, 0) || !close(y, 0)) return false;
-    } else if (!close(x / y, ratio)) return false;
-  }
-  return true;
+  return valid >= MIN_VALID && ratio !== undefined;
 }
