@@ -17,7 +17,8 @@
 import type { Model } from '../model/model.js';
 import type { EpisodeFormat } from '../rl/format.js';
 import type { TaskRecord } from '../tasks/task.js';
-import { gradeParity, seededRandom } from './task.js';
+import { mulberry32 } from '../rl/random.js';
+import { gradeParity } from './task.js';
 
 export interface BaseModelSize {
   layers: number;
@@ -153,7 +154,7 @@ export async function trainBase(opts: {
     return out;
   };
   const aborted = () => opts.signal?.aborted === true;
-  const rnd = seededRandom(rc.seed * 7919 + 17);
+  const rnd = mulberry32(rc.seed * 7919 + 17);
 
   let probeAccuracy = 0, stepsA = 0;
   let tokens = 0, since = performance.now();

@@ -22,6 +22,7 @@
 // An earlier version (the answer written as suffix parities, so that a wrong attempt
 // is the complement of the right one) needed the second attempt to learn a three-way
 // xor from the reward alone; RL did not find it in 40k episodes (docs/demo.md).
+import { mulberry32 } from '../rl/random.js';
 import { CharTokenizer } from '../tokenizer/char.js';
 import type { Reward, Task, TaskRecord } from '../tasks/task.js';
 import { TaskInputError } from '../tasks/task.js';
@@ -62,18 +63,6 @@ export function parityAnswer(bits: string): string {
   return `${working[working.length - 1]}:${working}`;
 }
 
-/** mulberry32: a tiny seeded generator, so a seed gives the same problems everywhere. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function makeRecord(bits: string, id: string): TaskRecord {
   return { id, prompt: `${bits}=`, answer: parityAnswer(bits), meta: { bits } };
 }
@@ -81,7 +70,7 @@ export function makeRecord(bits: string, id: string): TaskRecord {
 /** `count` problems from `seed`; the same seed and options give the same list. */
 export function generateRecords(seed: number, count: number, opts: ParityOptions = DEFAULT_PARITY_OPTIONS): TaskRecord[] {
   if (!(opts.minBits >= 2 && opts.maxBits >= opts.minBits)) throw new RangeError(`bits must satisfy 2 <= minBits <= maxBits, got ${opts.minBits}..${opts.maxBits}`);
-  const rnd = seededRandom(seed);
+  const rnd = mulberry32(seed);
   const out: TaskRecord[] = [];
   for (let i = 0; i < count; i++) {
     const n = opts.minBits + Math.floor(rnd() * (opts.maxBits - opts.minBits + 1));

@@ -7,19 +7,12 @@
 // Bounds: FUZZ_TS_MS (milliseconds per property, default 3000) and the case
 // counts given by each test; FUZZ_TS_SEED fixes the seed (printed on failure).
 
+import { mulberry32 } from '../../lib/rl/random.js';
+
 export type Rng = () => number; // uniform in [0, 1)
 
-/** mulberry32: a tiny seeded generator. */
-export function rng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator (the package's mulberry32). */
+export const rng = (seed: number): Rng => mulberry32(seed);
 
 export const below = (r: Rng, n: number): number => Math.floor(r() * n);
 export const pick = <T>(r: Rng, xs: readonly T[]): T => xs[below(r, xs.length)]!;
