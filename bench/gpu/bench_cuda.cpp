@@ -215,7 +215,7 @@ void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
   std::printf("RESULT %stokens_per_s %.0f\n", p.c_str(), tok_s);
   std::printf("RESULT %smfu_percent %.1f\n", p.c_str(), peak > 0 ? 100.0 * flops_per_token * tok_s / peak : 0.0);
   std::printf("RESULT %sloss %.4f\n", p.c_str(), st.loss);
-  std::printf("RESULT %smemory_gib %.1f\n", p.c_str(), be->memory_bytes() / double(1 << 30));
+  std::printf("RESULT %smemory_gib %.1f\n", p.c_str(), be->memory_use().total() / double(1 << 30));
   std::fflush(stdout);
 }
 

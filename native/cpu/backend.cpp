@@ -174,7 +174,6 @@ class CpuBackend final : public Backend {
     u.scratch = net_.scratch_bytes() + (row_logp_.size() + row_ent_.size()) * sizeof(float);
     return u;
   }
-  size_t memory_bytes() const override { return memory_use().total(); }
 
  private:
   // Positions 0..T-1 per row, and the next-token targets (-1 past a row's end).

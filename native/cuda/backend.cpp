@@ -263,7 +263,6 @@ class CudaBackend final : public Backend {
                 dec_.bytes();
     return u;
   }
-  size_t memory_bytes() const override { return memory_use().total(); }
 
  private:
   // ---- error discipline ----

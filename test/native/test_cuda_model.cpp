@@ -278,7 +278,7 @@ TEST(clone_and_optimizer_state) {
   p.gpu->set_optimizer_state(m2.data(), v2.data(), 7);
   CHECK(p.gpu->get_optimizer_state(m.data(), v.data()) == 7);
   CHECK(m == m2 && v == v2);
-  CHECK(p.gpu->memory_bytes() > 0);
+  CHECK(p.gpu->memory_use().total() > 0);
 }
 
 static void run_all(int& passed, int& failed) {

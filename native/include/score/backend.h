@@ -142,8 +142,6 @@ class Backend {
   virtual GenerateResult generate(const GenerateRequest& req) = 0;
   // Bytes held between calls, by kind (see MemoryUse).
   virtual MemoryUse memory_use() const = 0;
-  // Their sum.
-  virtual size_t memory_bytes() const = 0;
 };
 
 std::unique_ptr<Backend> create_cpu_backend(const ModelConfig& cfg, bool trainable);

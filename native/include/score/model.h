@@ -37,7 +37,7 @@ class Model {
   bool trainable() const { return trainable_; }
   std::string device() const { return backend_->name(); }
   size_t num_params() const { return layout_.numel(); }
-  size_t memory_bytes() const { return backend_->memory_bytes(); }
+  size_t memory_bytes() const { return backend_->memory_use().total(); }
   MemoryUse memory_use() const { return backend_->memory_use(); }
 
   // Validates the batch (ids inside the vocabulary, 1 <= lengths <= T <= max
