@@ -1,9 +1,13 @@
 // AdamW (torch.optim.AdamW semantics, decoupled weight decay) and the sum of squares
 // used for global-norm gradient clipping.
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 #include "cpu/vmath.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -85,23 +89,28 @@ void adamw_update(float* params, const float* grads, float* m, float* v, size_t 
   if (__builtin_cpu_supports("avx512f")) chunk_fn = adamw_chunk_avx512;
 #endif
   const long long chunks = static_cast<long long>((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) if (chunks > 2)
-  for (long long ch = 0; ch < chunks; ++ch) {
+  parallel_for(chunks, chunks > 2, [&](long long ch) {
     const size_t i0 = static_cast<size_t>(ch) * kChunk, len = std::min(kChunk, n - i0);
     chunk_fn(params + i0, grads + i0, m + i0, v + i0, len, beta1, beta2, eps, decay, step,
              inv_sqrt_bc2, grad_scale);
-  }
+  });
 }
 
 double sum_squares(const float* x, size_t n) {
   const long long chunks = static_cast<long long>((n + kChunk - 1) / kChunk);
+  // Each thread sums a contiguous range of chunks; the partial sums are added in thread
+  // order, in double, so the result depends on the thread count only.
+  std::vector<double> part(static_cast<size_t>(omp_get_max_threads()), 0.0);
+  parallel_team(chunks > 2, [&](int nth, int tid) {
+    double s = 0.0;
+    for (long long ch = chunks * tid / nth; ch < chunks * (tid + 1) / nth; ++ch) {
+      const size_t i0 = static_cast<size_t>(ch) * kChunk;
+      s += sum_squares_chunk(x + i0, std::min(kChunk, n - i0));
+    }
+    part[static_cast<size_t>(tid)] = s;
+  });
   double total = 0.0;
-  // Chunk sums are added in a fixed order per thread count; the reduction is in double.
-#pragma omp parallel for schedule(static) reduction(+ : total) if (chunks > 2)
-  for (long long ch = 0; ch < chunks; ++ch) {
-    const size_t i0 = static_cast<size_t>(ch) * kChunk;
-    total += sum_squares_chunk(x + i0, std::min(kChunk, n - i0));
-  }
+  for (double p : part) total += p;
   return total;
 }
 

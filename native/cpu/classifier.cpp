@@ -25,6 +25,7 @@
 
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 #include "cpu/vmath.h"
 
 namespace score::cpu {
@@ -106,8 +107,7 @@ void classifier_forward_backward(F* logp, F* entropy, F* dhidden, F* dwlm, const
     // logits (m, V) = h (m, C) @ wlm^T: B(k, j) = wlm[j*C + k]
     gemm(m, V, C, h.data(), C, 1, wlm, 1, C, logits, V, false, static_cast<const F*>(nullptr));
 
-#pragma omp parallel for schedule(static) if (par)
-    for (int r = 0; r < m; ++r) {
+    parallel_for(m, par, [&](int r) {
       F* x = logits + static_cast<size_t>(r) * V;
       const double lt = x[target[rows[r]]];
       st[r] = row_stats(x, V);
@@ -115,21 +115,20 @@ void classifier_forward_backward(F* logp, F* entropy, F* dhidden, F* dwlm, const
       lp[r] = lt - st[r].max - log_s;
       logp[rows[r]] = static_cast<F>(lp[r]);
       if (entropy) entropy[rows[r]] = static_cast<F>(log_s - st[r].sum_ez / st[r].sum);
-    }
+    });
     if (!grad) continue;
 
     for (int r = 0; r < m; ++r) g[r] = (*coef)(rows[r], lp[r]);
 
     // dlogits = g (onehot - softmax): -g e / s everywhere, and at the target
     // g (1 - e_t / s) = g (s - e_t) / s, formed in double to avoid cancellation when p_t ~ 1.
-#pragma omp parallel for schedule(static) if (par)
-    for (int r = 0; r < m; ++r) {
+    parallel_for(m, par, [&](int r) {
       F* x = logits + static_cast<size_t>(r) * V;
       const int t = target[rows[r]];
       const double e_t = x[t];
       scale_row(x, V, static_cast<F>(-g[r] / st[r].sum));
       x[t] = static_cast<F>(g[r] * (st[r].sum - e_t) / st[r].sum);
-    }
+    });
 
     if (dhidden) {
       // dh (m, C) = dlogits (m, V) @ wlm (V, C), then scattered back to the rows.

@@ -1,7 +1,7 @@
 // Token (+ learned position) embeddings.
-#include <omp.h>
 
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 
 namespace score::cpu {
 
@@ -9,8 +9,7 @@ template <typename F>
 void embedding_forward(F* out, const int32_t* tokens, const int32_t* pos, const F* wte, const F* wpe,
                        int N, int C) {
   // out (N, C) = wte[tokens[n]] (+ wpe[pos[n]])
-#pragma omp parallel for schedule(static) if (static_cast<double>(N) * C > 65536)
-  for (int n = 0; n < N; ++n) {
+  parallel_for(N, static_cast<double>(N) * C > 65536, [&](int n) {
     F* o = out + static_cast<size_t>(n) * C;
     const F* t = wte + static_cast<size_t>(tokens[n]) * C;
     if (wpe) {
@@ -19,7 +18,7 @@ void embedding_forward(F* out, const int32_t* tokens, const int32_t* pos, const 
     } else {
       for (int c = 0; c < C; ++c) o[c] = t[c];
     }
-  }
+  });
 }
 
 template <typename F>
@@ -28,9 +27,7 @@ void embedding_backward(F* dwte, F* dwpe, const F* dout, const int32_t* tokens, 
   // Scatter-add of dout (N, C) into dwte (V, C) / dwpe (maxT, C). Tokens repeat, so rows
   // would race; instead each thread owns a range of channels and walks all rows in order
   // (no races, deterministic summation order).
-#pragma omp parallel if (static_cast<double>(N) * C > 65536)
-  {
-    const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+  parallel_team(static_cast<double>(N) * C > 65536, [&](int nth, int tid) {
     const int c0 = static_cast<int>(static_cast<long long>(C) * tid / nth);
     const int c1 = static_cast<int>(static_cast<long long>(C) * (tid + 1) / nth);
     for (int n = 0; n < N; ++n) {
@@ -44,7 +41,7 @@ void embedding_backward(F* dwte, F* dwpe, const F* dout, const int32_t* tokens, 
         for (int c = c0; c < c1; ++c) p[c] += d[c];
       }
     }
-  }
+  });
 }
 
 template void embedding_forward<float>(float*, const int32_t*, const int32_t*, const float*,

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 #include "cpu/vmath.h"
 
 namespace score::cpu {
@@ -64,21 +65,19 @@ void gelu_bwd(double* dinp, const double* inp, const double* dout, size_t n) {
 template <typename F>
 void gelu_forward(F* out, const F* inp, size_t n) {
   const long long chunks = static_cast<long long>((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) if (chunks > 4)
-  for (long long ch = 0; ch < chunks; ++ch) {
+  parallel_for(chunks, chunks > 4, [&](long long ch) {
     const size_t i0 = static_cast<size_t>(ch) * kChunk;
     gelu_fwd(out + i0, inp + i0, std::min(kChunk, n - i0));
-  }
+  });
 }
 
 template <typename F>
 void gelu_backward(F* dinp, const F* inp, const F* dout, size_t n) {
   const long long chunks = static_cast<long long>((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) if (chunks > 4)
-  for (long long ch = 0; ch < chunks; ++ch) {
+  parallel_for(chunks, chunks > 4, [&](long long ch) {
     const size_t i0 = static_cast<size_t>(ch) * kChunk;
     gelu_bwd(dinp + i0, inp + i0, dout + i0, std::min(kChunk, n - i0));
-  }
+  });
 }
 
 template void gelu_forward<float>(float*, const float*, size_t);

@@ -5,14 +5,14 @@
 #include <cmath>
 
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 
 namespace score::cpu {
 
 template <typename F>
 void layernorm_forward(F* out, F* mean, F* rstd, const F* inp, const F* w, const F* b, int N, int C,
                        double eps) {
-#pragma omp parallel for schedule(static) if (static_cast<double>(N) * C > 32768)
-  for (int n = 0; n < N; ++n) {
+  parallel_for(N, static_cast<double>(N) * C > 32768, [&](int n) {
     const F* x = inp + static_cast<size_t>(n) * C;
     F* o = out + static_cast<size_t>(n) * C;
     double s = 0.0;
@@ -27,7 +27,7 @@ void layernorm_forward(F* out, F* mean, F* rstd, const F* inp, const F* w, const
     for (int c = 0; c < C; ++c) o[c] = (x[c] - mf) * rf * w[c] + b[c];
     if (mean) mean[n] = mf;
     rstd[n] = rf;
-  }
+  });
 }
 
 // With xhat = (x - mean) * rstd and y = xhat * w + b (per row, C channels):
@@ -39,8 +39,7 @@ void layernorm_backward(F* dinp, F* dw, F* db, const F* dout, const F* inp, cons
                         const F* mean, const F* rstd, int N, int C) {
   const bool par = static_cast<double>(N) * C > 32768;
   if (dinp) {
-#pragma omp parallel for schedule(static) if (par)
-    for (int n = 0; n < N; ++n) {
+    parallel_for(N, par, [&](int n) {
       const F* x = inp + static_cast<size_t>(n) * C;
       const F* d = dout + static_cast<size_t>(n) * C;
       F* di = dinp + static_cast<size_t>(n) * C;
@@ -57,13 +56,11 @@ void layernorm_backward(F* dinp, F* dw, F* db, const F* dout, const F* inp, cons
         const F xhat = (x[c] - m) * r;
         di[c] += r * (d[c] * w[c] - m1 - xhat * m2);
       }
-    }
+    });
   }
   if (dw || db) {
     // Sums over rows: each thread owns a range of channels (no races, deterministic).
-#pragma omp parallel if (par)
-    {
-      const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    parallel_team(par, [&](int nth, int tid) {
       const int c0 = static_cast<int>(static_cast<long long>(C) * tid / nth);
       const int c1 = static_cast<int>(static_cast<long long>(C) * (tid + 1) / nth);
       for (int n = 0; n < N; ++n) {
@@ -75,7 +72,7 @@ void layernorm_backward(F* dinp, F* dw, F* db, const F* dout, const F* inp, cons
         if (db)
           for (int c = c0; c < c1; ++c) db[c] += d[c];
       }
-    }
+    });
   }
 }
 

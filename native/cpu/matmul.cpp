@@ -1,13 +1,13 @@
 // Linear layer: out = inp @ weight^T + bias, weight stored (OC, IC).
 // All three products go through the one packed GEMM (gemm.h); the strides
 // express the transposes, and packing absorbs them.
-#include <omp.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 
 namespace score::cpu {
 
@@ -28,9 +28,7 @@ void matmul_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp,
     // dbias (OC) += column sums of dout (N, OC), accumulated in double. Each thread owns a
     // range of columns (no races, deterministic) and sweeps the rows over it.
     const bool par = static_cast<double>(N) * OC > 65536;
-#pragma omp parallel if (par)
-    {
-      const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    parallel_team(par, [&](int nth, int tid) {
       const int j0 = static_cast<int>(static_cast<long long>(OC) * tid / nth);
       const int j1 = static_cast<int>(static_cast<long long>(OC) * (tid + 1) / nth);
       std::vector<double> acc(static_cast<size_t>(std::max(0, j1 - j0)), 0.0);
@@ -39,7 +37,7 @@ void matmul_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp,
         for (int j = j0; j < j1; ++j) acc[j - j0] += row[j];
       }
       for (int j = j0; j < j1; ++j) dbias[j] += static_cast<F>(acc[j - j0]);
-    }
+    });
   }
 }
 

@@ -6,13 +6,13 @@
 #include <cmath>
 
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 
 namespace score::cpu {
 
 template <typename F>
 void rmsnorm_forward(F* out, F* rstd, const F* inp, const F* w, int N, int C, double eps) {
-#pragma omp parallel for schedule(static) if (static_cast<double>(N) * C > 32768)
-  for (int n = 0; n < N; ++n) {
+  parallel_for(N, static_cast<double>(N) * C > 32768, [&](int n) {
     const F* x = inp + static_cast<size_t>(n) * C;
     F* o = out + static_cast<size_t>(n) * C;
     double ss = 0.0;
@@ -21,7 +21,7 @@ void rmsnorm_forward(F* out, F* rstd, const F* inp, const F* w, int N, int C, do
     const F r = static_cast<F>(1.0 / std::sqrt(ss / C + eps));
     for (int c = 0; c < C; ++c) o[c] = (x[c] * r) * w[c];
     if (rstd) rstd[n] = r;
-  }
+  });
 }
 
 // y_c = x_c r w_c with r = (mean(x^2) + eps)^(-1/2), so dr/dx_c = -r^3 x_c / C and
@@ -31,8 +31,7 @@ void rmsnorm_backward(F* dinp, F* dw, const F* dout, const F* inp, const F* w, c
                       int C) {
   const bool par = static_cast<double>(N) * C > 32768;
   if (dinp) {
-#pragma omp parallel for schedule(static) if (par)
-    for (int n = 0; n < N; ++n) {
+    parallel_for(N, par, [&](int n) {
       const F* x = inp + static_cast<size_t>(n) * C;
       const F* d = dout + static_cast<size_t>(n) * C;
       F* di = dinp + static_cast<size_t>(n) * C;
@@ -42,13 +41,11 @@ void rmsnorm_backward(F* dinp, F* dw, const F* dout, const F* inp, const F* w, c
       for (int c = 0; c < C; ++c) s += d[c] * w[c] * x[c];
       const F k = static_cast<F>(s / C) * r * r;
       for (int c = 0; c < C; ++c) di[c] += r * (d[c] * w[c] - x[c] * k);
-    }
+    });
   }
   if (dw) {
     // Sum over rows: each thread owns a range of channels (no races, deterministic).
-#pragma omp parallel if (par)
-    {
-      const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    parallel_team(par, [&](int nth, int tid) {
       const int c0 = static_cast<int>(static_cast<long long>(C) * tid / nth);
       const int c1 = static_cast<int>(static_cast<long long>(C) * (tid + 1) / nth);
       for (int n = 0; n < N; ++n) {
@@ -57,7 +54,7 @@ void rmsnorm_backward(F* dinp, F* dw, const F* dout, const F* inp, const F* w, c
         const F r = rstd[n];
         for (int c = c0; c < c1; ++c) dw[c] += d[c] * (x[c] * r);
       }
-    }
+    });
   }
 }
 

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 
 namespace score::cpu {
 
@@ -42,8 +43,7 @@ template <typename F>
 static void rope_apply(F* qkv, const int32_t* pos, const F* cos, const F* sin, int N, int QKV,
                        int H, int KVH, int hd, F sign) {
   const int half = hd / 2;
-#pragma omp parallel for schedule(static) if (static_cast<double>(N) * (H + KVH) * hd > 32768)
-  for (int n = 0; n < N; ++n) {
+  parallel_for(N, static_cast<double>(N) * (H + KVH) * hd > 32768, [&](int n) {
     const F* c = cos + static_cast<size_t>(pos[n]) * half;
     const F* s = sin + static_cast<size_t>(pos[n]) * half;
     F* row = qkv + static_cast<size_t>(n) * QKV;
@@ -56,7 +56,7 @@ static void rope_apply(F* qkv, const int32_t* pos, const F* cos, const F* sin, i
         x2[i] = b * c[i] + a * si;  // out2 = x2 cos + x1 sin
       }
     }
-  }
+  });
 }
 
 template <typename F>

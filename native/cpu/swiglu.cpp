@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 #include "cpu/vmath.h"
 
 namespace score::cpu {
@@ -49,21 +50,19 @@ void swiglu_bwd_row(double* dgate, double* dup, const double* gate, const double
 
 template <typename F>
 void swiglu_forward(F* out, const F* inp, int N, int Fd) {
-#pragma omp parallel for schedule(static) if (static_cast<double>(N) * Fd > 16384)
-  for (int n = 0; n < N; ++n) {
+  parallel_for(N, static_cast<double>(N) * Fd > 16384, [&](int n) {
     const F* gate = inp + static_cast<size_t>(n) * 2 * Fd;
     swiglu_fwd_row(out + static_cast<size_t>(n) * Fd, gate, gate + Fd, Fd);
-  }
+  });
 }
 
 template <typename F>
 void swiglu_backward(F* dinp, const F* inp, const F* dout, int N, int Fd) {
-#pragma omp parallel for schedule(static) if (static_cast<double>(N) * Fd > 16384)
-  for (int n = 0; n < N; ++n) {
+  parallel_for(N, static_cast<double>(N) * Fd > 16384, [&](int n) {
     const F* gate = inp + static_cast<size_t>(n) * 2 * Fd;
     F* dgate = dinp + static_cast<size_t>(n) * 2 * Fd;
     swiglu_bwd_row(dgate, dgate + Fd, gate, gate + Fd, dout + static_cast<size_t>(n) * Fd, Fd);
-  }
+  });
 }
 
 template void swiglu_forward<float>(float*, const float*, int, int);
