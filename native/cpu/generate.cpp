@@ -35,6 +35,14 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
                                          std::to_string(len) + " positions");
   typename Transformer<float>::KVCache cache;
   net.init_cache(cache, S, len);
+  // The linear weights packed for few-row products (packed_linear.h), when the CPU runs
+  // that kernel and the copy (about the parameters' size) fits in the memory left with
+  // 64 MiB to spare; otherwise the products read the parameters as they are, slower.
+  typename Transformer<float>::DecodeWeights packed;
+  const bool use_packed = packed_linear_supported() &&
+                          Transformer<float>::decode_weight_bytes(cfg) + (64u << 20) <= available_memory();
+  if (use_packed) net.pack_decode_weights(packed);
+  const auto* weights = use_packed ? &packed : nullptr;
   res.tokens.assign(S, {});
   res.logp.assign(S, {});
   res.logp_sampling.assign(S, {});
@@ -87,7 +95,8 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
   };
   auto lm_head = [&](const float* hidden_rows, int rows) {
     logits.resize(static_cast<size_t>(rows) * V);
-    matmul_forward<float>(logits.data(), hidden_rows, net.lm_head(), nullptr, rows, C, V);
+    if (weights && rows <= kPackedLinearMaxRows) weights->lm_head.forward(logits.data(), hidden_rows, nullptr, rows);
+    else matmul_forward<float>(logits.data(), hidden_rows, net.lm_head(), nullptr, rows, C, V);
   };
 
   // Prefill: all prompt rows at once, each prompt into the slot of its first sample.
@@ -98,7 +107,7 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
       slot.push_back(p * n);
     }
   const float* hidden = net.forward_cached(tok.data(), pos.data(), slot.data(),
-                                           static_cast<int>(tok.size()), cache);
+                                           static_cast<int>(tok.size()), cache, weights);
   // The last prompt row of each prompt gives the first-token distribution of its n samples.
   last.resize(static_cast<size_t>(S) * C);
   row_seq.resize(S);
@@ -136,7 +145,7 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
       slot[i] = r;
       row_seq[i] = r;
     }
-    hidden = net.forward_cached(tok.data(), pos.data(), slot.data(), A, cache);
+    hidden = net.forward_cached(tok.data(), pos.data(), slot.data(), A, cache, weights);
     lm_head(hidden, A);
     sample_rows(A);
     std::vector<int> still;

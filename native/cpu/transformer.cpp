@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/kernels.h"
+#include "score/errors.h"
 
 namespace score::cpu {
 
@@ -246,8 +248,41 @@ void Transformer<F>::copy_cache_slot(KVCache& cache, int from, int to, int n) co
 }
 
 template <typename F>
+size_t Transformer<F>::decode_weight_bytes(const ModelConfig& c) {
+  const int C = c.d_model, Fd = c.d_ff;
+  const size_t layer = PackedLinear::bytes_for(c.qkv_dim(), C) + PackedLinear::bytes_for(C, c.q_dim()) +
+                       PackedLinear::bytes_for(c.is_gpt2() ? Fd : 2 * Fd, C) + PackedLinear::bytes_for(C, Fd);
+  return layer * c.n_layer + PackedLinear::bytes_for(c.vocab_size, C);
+}
+
+template <typename F>
+void Transformer<F>::pack_decode_weights(DecodeWeights& w) const {
+  SCORE_CHECK((std::is_same_v<F, float>), Internal, "pack_decode_weights: float models only");
+  if constexpr (std::is_same_v<F, float>) {
+    const int C = cfg_.d_model, Fd = cfg_.d_ff;
+    const bool gpt2 = cfg_.is_gpt2();
+    w.layers.resize(cfg_.n_layer);
+    for (int l = 0; l < cfg_.n_layer; l++) {
+      const LayerOffsets& o = layout_.layers[l];
+      typename DecodeWeights::Layer& d = w.layers[l];
+      d.qkv.pack(P(o.qkv_w), cfg_.qkv_dim(), C);
+      d.attn_o.pack(P(o.attn_o_w), C, cfg_.q_dim());
+      if (gpt2) {
+        d.up.pack(P(o.fc_w), Fd, C);
+        d.down.pack(P(o.proj_w), C, Fd);
+      } else {
+        d.up.pack(P(o.gate_up_w), 2 * Fd, C);
+        d.down.pack(P(o.down_w), C, Fd);
+      }
+    }
+    w.lm_head.pack(lm_head(), cfg_.vocab_size, C);
+  }
+}
+
+template <typename F>
 const F* Transformer<F>::forward_cached(const int32_t* tokens, const int32_t* pos,
-                                        const int32_t* slot, int N, KVCache& cache) {
+                                        const int32_t* slot, int N, KVCache& cache,
+                                        const DecodeWeights* packed) {
   const int C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim(), Fd = cfg_.d_ff;
   const int H = cfg_.n_head, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
   const bool gpt2 = cfg_.is_gpt2();
@@ -264,15 +299,26 @@ const F* Transformer<F>::forward_cached(const int32_t* tokens, const int32_t* po
   s.h.resize(n * (gpt2 ? Fd : 2 * Fd));
   s.act.resize(n * Fd);
 
+  // out (N, OC) = in (N, IC) @ W^T + bias, from the packed copy when there is one and
+  // the rows are few enough for its kernel.
+  const bool use_packed = packed && N <= kPackedLinearMaxRows;
+  auto linear = [&](F* out, const F* in, const PackedLinear* pw, size_t w_off, size_t b_off,
+                    int IC, int OC) {
+    if constexpr (std::is_same_v<F, float>) {
+      if (pw) return pw->forward(out, in, P(b_off), N);
+    }
+    matmul_forward(out, in, P(w_off), P(b_off), N, IC, OC);
+  };
   embedding_forward(s.x.data(), tokens, pos, P(layout_.wte), P(layout_.wpe), N, C);
   for (int l = 0; l < cfg_.n_layer; l++) {
     const LayerOffsets& o = layout_.layers[l];
+    const typename DecodeWeights::Layer* pl = use_packed ? &packed->layers[l] : nullptr;
     if (gpt2)
       layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), s.x.data(), P(o.ln1_w),
                         P(o.ln1_b), N, C, eps);
     else
       rmsnorm_forward(s.ln.data(), s.rstd.data(), s.x.data(), P(o.ln1_w), N, C, eps);
-    matmul_forward(s.qkv.data(), s.ln.data(), P(o.qkv_w), P(o.qkv_b), N, C, QKV);
+    linear(s.qkv.data(), s.ln.data(), pl ? &pl->qkv : nullptr, o.qkv_w, o.qkv_b, C, QKV);
     if (!gpt2)
       rope_forward(s.qkv.data(), pos, rope_cos_.data(), rope_sin_.data(), N, QKV, H, KVH, hd);
     // Store every row's k and v at (slot, kv head, position) before any row attends.
@@ -286,21 +332,19 @@ const F* Transformer<F>::forward_cached(const int32_t* tokens, const int32_t* po
       }
     attention_cached_forward(s.atty.data(), s.qkv.data(), cache.k[l].data(), cache.v[l].data(),
                              slot, pos, N, QKV, H, KVH, hd, cache.len);
-    matmul_forward(s.xmid.data(), s.atty.data(), P(o.attn_o_w), P(o.attn_o_b), N, Q, C);
+    linear(s.xmid.data(), s.atty.data(), pl ? &pl->attn_o : nullptr, o.attn_o_w, o.attn_o_b, Q, C);
     for (size_t i = 0; i < n * C; i++) s.xmid[i] += s.x[i];
     if (gpt2) {
       layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), s.xmid.data(), P(o.ln2_w),
                         P(o.ln2_b), N, C, eps);
-      matmul_forward(s.h.data(), s.ln.data(), P(o.fc_w), P(o.fc_b), N, C, Fd);
+      linear(s.h.data(), s.ln.data(), pl ? &pl->up : nullptr, o.fc_w, o.fc_b, C, Fd);
       gelu_forward(s.act.data(), s.h.data(), n * Fd);
-      matmul_forward(s.x.data(), s.act.data(), P(o.proj_w), P(o.proj_b), N, Fd, C);
+      linear(s.x.data(), s.act.data(), pl ? &pl->down : nullptr, o.proj_w, o.proj_b, Fd, C);
     } else {
       rmsnorm_forward(s.ln.data(), s.rstd.data(), s.xmid.data(), P(o.ln2_w), N, C, eps);
-      matmul_forward(s.h.data(), s.ln.data(), P(o.gate_up_w), static_cast<const F*>(nullptr), N,
-                     C, 2 * Fd);
+      linear(s.h.data(), s.ln.data(), pl ? &pl->up : nullptr, o.gate_up_w, ParamLayout::kNone, C, 2 * Fd);
       swiglu_forward(s.act.data(), s.h.data(), N, Fd);
-      matmul_forward(s.x.data(), s.act.data(), P(o.down_w), static_cast<const F*>(nullptr), N, Fd,
-                     C);
+      linear(s.x.data(), s.act.data(), pl ? &pl->down : nullptr, o.down_w, ParamLayout::kNone, Fd, C);
     }
     for (size_t i = 0; i < n * C; i++) s.x[i] += s.xmid[i];  // x = xmid + mlp(xmid)
   }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/packed_linear.h"
 #include "score/config.h"
 #include "score/params.h"
 
@@ -53,13 +54,27 @@ class Transformer {
   void init_cache(KVCache& cache, int slots, int len) const;
   // Copies positions [0, n) of slot `from` into slot `to` (n samples share one prefill).
   void copy_cache_slot(KVCache& cache, int from, int to, int n) const;
+  // The linear weights packed for products with few rows (packed_linear.h), made once per
+  // generation for its decode steps: per layer qkv, attn_o, fc (gate_up), proj (down),
+  // and the lm_head. A copy of about the parameters' size.
+  struct DecodeWeights {
+    struct Layer {
+      PackedLinear qkv, attn_o, up, down;
+    };
+    std::vector<Layer> layers;
+    PackedLinear lm_head;
+  };
+  static size_t decode_weight_bytes(const ModelConfig& cfg);
+  // Requires packed_linear_supported(); float models only.
+  void pack_decode_weights(DecodeWeights& w) const;
   // Rows r = 0..N-1 hold token tokens[r] of sequence slot[r] at position pos[r].
   // Every row's k/v go into the cache first, then each row attends to its slot's
   // positions 0..pos[r]: one function serves the prefill (all prompt rows at
-  // once) and the decode steps (one row per active sequence).
+  // once) and the decode steps (one row per active sequence). With `packed`, the
+  // linear layers read it instead of the parameters (same values, faster for few rows).
   // Returns the final hidden states (N, C), valid until the next call.
   const F* forward_cached(const int32_t* tokens, const int32_t* pos, const int32_t* slot, int N,
-                          KVCache& cache);
+                          KVCache& cache, const DecodeWeights* packed = nullptr);
 
  private:
   void ensure(int B, int T);

@@ -10,7 +10,8 @@
 //    checks (after - before).
 //  - Forward references: float vs double instantiations on the same inputs, attention vs a
 //    naive per-head loop, rope's rotation properties, classifier vs a naive full softmax.
-//  - GEMM: every code path (AVX-512, AVX2, portable, small-M) vs a naive double triple loop.
+//  - GEMM: every code path (AVX-512, AVX2, portable, small-M) vs a naive double triple loop,
+//    and the decode kernel on packed weights (packed_linear.h) likewise.
 #define SCORE_TEST_MAIN
 #include <algorithm>
 #include <cmath>
@@ -22,6 +23,7 @@
 #include "check.h"
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
+#include "cpu/packed_linear.h"
 
 using namespace score::cpu;
 
@@ -268,6 +270,55 @@ TEST(gemm_training_and_decode_shapes) {
     check_gemm(s.M, s.IC, s.OC, Form::DInp, true, false, GemmIsa::Auto, 300);      // dinp += dout W
     check_gemm(s.OC, s.IC, s.M, Form::DWeight, true, false, GemmIsa::Auto, 300);   // dW += dout^T inp
   }
+}
+
+// ============================== packed linear (decode) ==============================
+
+// PackedLinear::forward against double dot products, same tolerance as the GEMM
+// (kGemmRtol of sum |x w| + |bias|): sliver edges (OC not a multiple of 16 or 32), row
+// blocks (N not a multiple of 8), K tails, with and without bias, and a re-pack to a new
+// shape. Every output element is checked, and the buffer's padding must stay untouched.
+static void check_packed_linear(PackedLinear& pl, int N, int IC, int OC, bool with_bias) {
+  const VF W = fast_randf(static_cast<size_t>(OC) * IC), x = fast_randf(static_cast<size_t>(N) * IC);
+  const VF bias = fast_randf(OC);
+  pl.pack(W.data(), OC, IC);
+  CHECK(pl.out_features() == OC && pl.in_features() == IC);
+  VF out = fast_randf(static_cast<size_t>(N) * OC + 7);  // + 7 sentinels past the end
+  const VF before = out;
+  pl.forward(out.data(), x.data(), with_bias ? bias.data() : nullptr, N);
+  bool ok = true;
+  for (int i = 0; i < N && ok; ++i)
+    for (int j = 0; j < OC && ok; ++j) {
+      double s = with_bias ? bias[j] : 0.0, sa = with_bias ? std::fabs(bias[j]) : 0.0;
+      for (int k = 0; k < IC; ++k) {
+        const double p = static_cast<double>(x[static_cast<size_t>(i) * IC + k]) * W[static_cast<size_t>(j) * IC + k];
+        s += p, sa += std::fabs(p);
+      }
+      const double c = out[static_cast<size_t>(i) * OC + j];
+      if (!(std::fabs(c - s) <= kGemmRtol * sa + 1e-30)) {
+        std::fprintf(stderr, "  packed linear N=%d IC=%d OC=%d bias=%d: out[%d,%d] = %.9g, ref %.9g\n", N, IC,
+                     OC, with_bias, i, j, c, s);
+        ok = false;
+      }
+    }
+  for (size_t t = static_cast<size_t>(N) * OC; t < out.size() && ok; ++t) ok = out[t] == before[t];
+  if (!ok) score_test::failures()++;
+}
+
+TEST(packed_linear_vs_reference) {
+  if (!packed_linear_supported()) {
+    std::printf("     (no AVX-512F: the packed decode kernel is not used on this CPU; skipped)\n");
+    return;
+  }
+  PackedLinear pl;
+  const int ocs[] = {1, 5, 16, 17, 31, 32, 33, 47, 64, 100};
+  const int ics[] = {1, 3, 16, 17, 64, 129};
+  for (int N : {1, 2, 3, 7, 8, 9, 15, 16, 17, 33, 64})
+    for (int t = 0; t < 4; ++t) check_packed_linear(pl, N, ics[randint(0, 5)], ocs[randint(0, 9)], t % 2 == 0);
+  // The model's decode shapes (preset small: qkv, proj, lm_head), one pack object reused.
+  check_packed_linear(pl, 16, 384, 1152, true);
+  check_packed_linear(pl, 16, 1536, 384, true);
+  check_packed_linear(pl, 5, 384, 8192, false);
 }
 
 // ============================== matmul ==============================
