@@ -98,7 +98,7 @@ class CpuBackend final : public Backend {
     return st;
   }
 
-  GenerateResult generate(const GenerateRequest& req) override { return cpu::generate(net_, req); }
+  GenerateResult generate(const GenerateRequest& req) override { return cpu::generate(net_, req, gen_); }
 
   StepStats optimizer_step(const AdamWConfig& opt) override {
     SCORE_CHECK(trainable_, InvalidArgument, "this model is frozen (no gradients)");
@@ -155,12 +155,14 @@ class CpuBackend final : public Backend {
 
   // A batch that would not fit fails here, with the estimate, before anything is allocated:
   // the activations it adds to what is held, gradients at the first backward, and the
-  // classifier's scratch (about 32 MiB of logits).
-  void check_batch_memory(const TokenBatch& b, bool backward) const {
+  // classifier's scratch (about 32 MiB of logits). The generation workspace is released
+  // first when the batch would not fit beside it.
+  void check_batch_memory(const TokenBatch& b, bool backward) {
     const size_t want = cpu::Transformer<float>::activation_bytes_for(net_.config(), b.B, b.T, backward);
     const size_t held = net_.activation_bytes();
     size_t need = (want > held ? want - held : 0) + (size_t(8) << 22);
     if (backward && net_.grads.empty()) need += net_.params.size() * sizeof(float);
+    if (gen_.bytes() > 0 && need > available_memory()) gen_.release();
     check_memory(need, "a batch of " + std::to_string(b.B) + " x " + std::to_string(b.T) + " tokens" +
                            (backward ? " (forward + backward)" : ""));
   }
@@ -171,7 +173,7 @@ class CpuBackend final : public Backend {
     u.grads = net_.grads.size() * sizeof(float);
     u.optimizer = (m_.size() + v_.size()) * sizeof(float);
     u.activations = net_.saved_activation_bytes();
-    u.scratch = net_.scratch_bytes() + (row_logp_.size() + row_ent_.size()) * sizeof(float);
+    u.scratch = net_.scratch_bytes() + (row_logp_.size() + row_ent_.size()) * sizeof(float) + gen_.bytes();
     return u;
   }
 
@@ -200,6 +202,7 @@ class CpuBackend final : public Backend {
   int64_t step_ = 0;
   std::vector<int32_t> pos_, target_;
   std::vector<float> row_logp_, row_ent_, dhidden_;
+  cpu::GenerateWorkspace gen_;  // KV cache and packed weights, kept between generate calls
 };
 
 }  // namespace

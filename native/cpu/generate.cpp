@@ -12,7 +12,21 @@
 #include "score/rng.h"
 
 namespace score::cpu {
-GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
+
+size_t GenerateWorkspace::bytes() const {
+  size_t n = 0;
+  for (const auto& k : cache.k) n += k.capacity() * sizeof(float);
+  for (const auto& v : cache.v) n += v.capacity() * sizeof(float);
+  for (const auto& l : packed.layers) n += l.qkv.bytes() + l.attn_o.bytes() + l.up.bytes() + l.down.bytes();
+  return n + packed.lm_head.bytes();
+}
+
+void GenerateWorkspace::release() {
+  cache = {};
+  packed = {};
+}
+
+GenerateResult generate(Transformer<float>& net, const GenerateRequest& req, GenerateWorkspace& ws) {
   const ModelConfig& cfg = net.config();
   const int P = static_cast<int>(req.prompts.size()), n = req.n, S = P * n;
   const int V = cfg.vocab_size, C = cfg.d_model;
@@ -29,20 +43,25 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req) {
                   std::to_string(res.kv_cache_bytes >> 20) + " MiB, over the memory budget of " +
                   std::to_string(req.memory_budget >> 20) + " MiB");
   // Without a budget, the cache must still fit in the memory there is (else the allocation
-  // would fail halfway, or the kernel's OOM killer would end the process).
-  if (req.memory_budget == 0)
-    check_memory(res.kv_cache_bytes, "generate: the KV cache for " + std::to_string(S) + " sequences of " +
-                                         std::to_string(len) + " positions");
-  typename Transformer<float>::KVCache cache;
+  // would fail halfway, or the kernel's OOM killer would end the process). What the
+  // workspace holds already is reused.
+  size_t held = 0;
+  for (const auto& k : ws.cache.k) held += 2 * k.capacity() * sizeof(float);
+  if (req.memory_budget == 0 && res.kv_cache_bytes > held)
+    check_memory(res.kv_cache_bytes - held, "generate: the KV cache for " + std::to_string(S) +
+                                                " sequences of " + std::to_string(len) + " positions");
+  Transformer<float>::KVCache& cache = ws.cache;
   net.init_cache(cache, S, len);
   // The linear weights packed for few-row products (packed_linear.h), when the CPU runs
   // that kernel and the copy (about the parameters' size) fits in the memory left with
   // 64 MiB to spare; otherwise the products read the parameters as they are, slower.
-  typename Transformer<float>::DecodeWeights packed;
-  const bool use_packed = packed_linear_supported() &&
-                          Transformer<float>::decode_weight_bytes(cfg) + (64u << 20) <= available_memory();
-  if (use_packed) net.pack_decode_weights(packed);
-  const auto* weights = use_packed ? &packed : nullptr;
+  // Packed again every call: the weights may have changed since the last.
+  const bool use_packed =
+      packed_linear_supported() &&
+      (!ws.packed.lm_head.empty() ||
+       Transformer<float>::decode_weight_bytes(cfg) + (64u << 20) <= available_memory());
+  if (use_packed) net.pack_decode_weights(ws.packed);
+  const auto* weights = use_packed ? &ws.packed : nullptr;
   res.tokens.assign(S, {});
   res.logp.assign(S, {});
   res.logp_sampling.assign(S, {});

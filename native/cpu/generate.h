@@ -7,6 +7,17 @@
 
 namespace score::cpu {
 
-GenerateResult generate(Transformer<float>& net, const GenerateRequest& req);
+// What generate() keeps between calls: the KV cache and the packed weights. Allocating
+// them afresh each call cost more than the prefill (first-touch page faults: 5 us per
+// 4 KiB page on this project's VM), so a model's backend keeps one workspace, reuses its
+// memory, and releases it when a training batch needs the room.
+struct GenerateWorkspace {
+  Transformer<float>::KVCache cache;
+  Transformer<float>::DecodeWeights packed;
+  size_t bytes() const;  // capacity held
+  void release();
+};
+
+GenerateResult generate(Transformer<float>& net, const GenerateRequest& req, GenerateWorkspace& ws);
 
 }  // namespace score::cpu

@@ -65,6 +65,17 @@ __attribute__((target("avx512f"))) void block(int K, const float* a, ptrdiff_t l
   }
 }
 
+// dst (IC, 16) = rows 0..n-1 of w (n, IC) transposed, columns n..15 zero: one 16-lane
+// gather per k (the 16 rows' elements at column k).
+__attribute__((target("avx512f"))) void pack_sliver(const float* w, int n, int IC, float* dst) {
+  const __m512i rows = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(IC));
+  const __mmask16 m = static_cast<__mmask16>(n == kW ? 0xFFFF : (1u << n) - 1);
+  for (int k = 0; k < IC; ++k)
+    _mm512_store_ps(dst + static_cast<size_t>(k) * kW,
+                    _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows, w + k, 4));
+}
+
 using BlockFn = void (*)(int, const float*, ptrdiff_t, const float*, float*, ptrdiff_t,
                          const float*, int, const float*);
 template <int NS>
@@ -99,22 +110,20 @@ size_t PackedLinear::bytes_for(int OC, int IC) {
 void PackedLinear::pack(const float* weight, int OC, int IC) {
   SCORE_CHECK(packed_linear_supported(), Internal, "PackedLinear: this CPU has no AVX-512F");
   const size_t S = sliver_count(OC), sliver = static_cast<size_t>(IC) * kW;
-  data_.reset(new float[S * sliver + kW]);  // + kW: room to align to 64 bytes
-  const uintptr_t at = reinterpret_cast<uintptr_t>(data_.get());
+  data_.resize(S * sliver + kW);  // + kW: room to align to 64 bytes; pack writes every sliver float
+  const uintptr_t at = reinterpret_cast<uintptr_t>(data_.data());
   slivers_ = reinterpret_cast<float*>((at + 63) & ~static_cast<uintptr_t>(63));
   OC_ = OC;
   IC_ = IC;
   // Sliver s holds columns 16s..16s+15 of W^T, i.e. rows 16s.. of W, k-major. Each
   // sliver reads 16 rows of W (16 IC floats, L2-resident) and writes one run.
+#ifdef SCORE_X86
   parallel_for(static_cast<long long>(S), static_cast<double>(OC) * IC > 65536, [&](long long s) {
-    float* dst = slivers_ + static_cast<size_t>(s) * sliver;
-    const int j0 = static_cast<int>(s) * kW, n = std::min(kW, OC - j0);
-    for (int k = 0; k < IC; ++k) {
-      float* d = dst + static_cast<size_t>(k) * kW;
-      for (int j = 0; j < n; ++j) d[j] = weight[static_cast<size_t>(j0 + j) * IC + k];
-      for (int j = n; j < kW; ++j) d[j] = 0.0f;
-    }
+    const int j0 = static_cast<int>(s) * kW;
+    pack_sliver(weight + static_cast<size_t>(j0) * IC, std::min(kW, OC - j0), IC,
+                slivers_ + static_cast<size_t>(s) * sliver);
   });
+#endif
 }
 
 void PackedLinear::forward(float* out, const float* inp, const float* bias, int N) const {

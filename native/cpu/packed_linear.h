@@ -11,7 +11,8 @@
 // weights and a copy of their size, so generate() packs once per call.
 #pragma once
 #include <cstddef>
-#include <memory>
+
+#include "cpu/huge_pages.h"
 
 namespace score::cpu {
 
@@ -31,17 +32,18 @@ class PackedLinear {
   // Packs weight (OC, IC), row-major (out = inp @ weight^T), replacing any earlier
   // contents. Requires packed_linear_supported().
   void pack(const float* weight, int OC, int IC);
-  bool empty() const { return !data_; }
+  bool empty() const { return data_.empty(); }
   int out_features() const { return OC_; }
   int in_features() const { return IC_; }
+  size_t bytes() const { return data_.capacity() * sizeof(float); }
 
   // out (N, OC) = inp (N, IC) @ weight^T [+ bias (OC)]; rows of inp and out contiguous.
   void forward(float* out, const float* inp, const float* bias, int N) const;
 
  private:
   int OC_ = 0, IC_ = 0;
-  std::unique_ptr<float[]> data_;  // slivers of 16 columns, each (IC, 16); 64-byte aligned
-  float* slivers_ = nullptr;       // (ceil(OC / 16), IC, 16), columns past OC zero
+  BigVector<float> data_;    // the slivers, plus room to align them to 64 bytes
+  float* slivers_ = nullptr;  // (ceil(OC / 16), IC, 16), columns past OC zero
 };
 
 }  // namespace score::cpu

@@ -8,6 +8,7 @@
 #define SCORE_TEST_MAIN
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 
 #include "check.h"
 #include "model_util.h"
@@ -135,6 +136,62 @@ TEST(forward_cached_packed_weights_equal_plain) {
     packed.lm_head.forward(b.data(), hid.data(), nullptr, 1);
     for (int v = 0; v < c.vocab_size; v++) CHECK_NEAR(b[v], a[v], 1e-5, 1e-5);
   }
+}
+
+// generate() keeps its KV cache and packed weights between calls (GenerateWorkspace):
+// requests of other sizes in between, and a training step that changes the weights,
+// give what a fresh model gives; the memory held is reported as scratch.
+TEST(generation_workspace_reuse_is_invisible) {
+  const score::ModelConfig c = gen_config(Arch::Qwen2);
+  score::GenerateRequest small, big;
+  small.prompts = {{1, 2, 3}, {4}};
+  small.n = 2;
+  small.max_new_tokens = 5;
+  small.temperature = 1.0;
+  small.seed = 7;
+  big.prompts = {{5, 6, 7, 8, 9, 10, 11}, {12, 13}, {14}};
+  big.n = 3;
+  big.max_new_tokens = 20;
+  big.temperature = 0.8;
+  big.seed = 8;
+  auto m = random_model(c, 21);
+  const size_t scratch0 = m->memory_use().scratch;
+  const score::GenerateResult s1 = m->generate(small), b1 = m->generate(big), s2 = m->generate(small);
+  CHECK(m->memory_use().scratch > scratch0);
+  CHECK(s1.tokens == s2.tokens && s1.logp == s2.logp);
+  auto fresh = random_model(c, 21);
+  const score::GenerateResult b0 = fresh->generate(big);
+  CHECK(b1.tokens == b0.tokens && b1.logp == b0.logp);
+  // New weights (as after an optimizer step): the next call packs them again.
+  std::vector<float> p = m->get_params();
+  for (float& x : p) x *= 0.9f;
+  m->set_params(p);
+  auto never_generated = random_model(c, 21);
+  never_generated->set_params(p);
+  const score::GenerateResult s3 = m->generate(small), s0 = never_generated->generate(small);
+  CHECK(s3.tokens == s0.tokens && s3.logp == s0.logp);
+  CHECK(s3.logp != s1.logp);
+  // A batch that does not fit beside the workspace releases it first (here it fits in
+  // neither case: SCORE_MEMORY_LIMIT says 1 MiB is available).
+  const size_t held = m->memory_use().scratch;
+  std::vector<int32_t> seq(20, 3), len = {20};
+  std::vector<float> lp(19);
+  score::TokenBatch tb;
+  tb.tokens = seq.data();
+  tb.lengths = len.data();
+  tb.B = 1;
+  tb.T = 20;
+  setenv("SCORE_MEMORY_LIMIT", "1M", 1);
+  bool refused = false;
+  try {
+    m->logprobs(tb, lp.data(), nullptr);
+  } catch (const score::Error& e) {
+    refused = e.code() == score::ErrorCode::OutOfMemory;
+  }
+  unsetenv("SCORE_MEMORY_LIMIT");
+  CHECK(refused);
+  CHECK(m->memory_use().scratch < held);
+  m->logprobs(tb, lp.data(), nullptr);  // and without the limit it runs
 }
 
 TEST(samples_share_prefill_and_are_reproducible) {
