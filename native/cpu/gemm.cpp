@@ -313,13 +313,15 @@ void small_m_avx512(int M, int N, int K, const float* A, ptrdiff_t lda, const fl
 }
 #endif  // SCORE_X86
 
-// Block sizes: KC * NR * 4 bytes (the B sliver) should sit in L1 (32-48 KiB) next to a
-// streaming A sliver; MC * KC * 4 (the packed A block) in L2; KC * NC * 4 (the packed B
-// panel, shared by the threads) in L2/L3. The AVX-512 numbers were tuned on Zen 5
-// (48 KiB L1d, 1 MiB L2): KC = 384 covers K = 384 in one pass and measured best.
+// Block sizes: MC * KC * 4 (the packed A block) in L2; KC * NC * 4 (the packed B panel,
+// shared by the threads) in L2/L3; KC * NR * 4 (the B sliver) ideally in L1 next to a
+// streaming A sliver. The AVX-512 numbers were tuned on Zen 5 (48 KiB L1d, 1 MiB L2),
+// where L2 streams both slivers fast enough and each K block costs a pass of loads and
+// stores over C: KC = 1536 (A block 516 KiB) beat 768 by 1-6% and 384 by 3-12% on every
+// model shape, interleaved in one process (bench/results/2026-11-27-cpu-session4.md).
 const KernelSet kGeneric{kGenMR, kGenNR, 128, 256, 2048, ukr_generic, nullptr, nullptr};
 #ifdef SCORE_X86
-const KernelSet kAvx512{k512MR, k512NR, 6 * k512MR, 384, 3072, ukr_avx512, pack_a_t_avx512,
+const KernelSet kAvx512{k512MR, k512NR, 6 * k512MR, 1536, 3072, ukr_avx512, pack_a_t_avx512,
                         pack_b_t_avx512};
 const KernelSet kAvx2{k256MR, k256NR, 24 * k256MR, 256, 2048, ukr_avx2, nullptr, nullptr};
 #endif
