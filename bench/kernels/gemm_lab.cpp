@@ -1,5 +1,5 @@
-// GEMM kernel lab: every sgemm variant this CPU can run (and OpenBLAS's cblas_sgemm when
-// linked), at the model's shapes, each checked against a naive double-precision reference and
+// GEMM kernel lab: every sgemm variant this CPU can run (and OpenBLAS's cblas_sgemm and
+// oneDNN's dnnl_sgemm when linked), at the model's shapes, each checked against a naive double-precision reference and
 // timed side by side. A plain C++ program; see bench/kernels/README.md for build and flags.
 //
 // Forms, as a linear layer uses them (the same definitions as native/cpu/gemm_bench.cpp and
@@ -17,14 +17,19 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "cpu/gemm.h"
+#include "cpu/packed_linear.h"
 
 #ifdef SCORE_GEMM_LAB_HAVE_OPENBLAS
 #include <cblas.h>
+#endif
+#ifdef SCORE_GEMM_LAB_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
 #endif
 
 namespace {
@@ -177,6 +182,8 @@ struct Variant {
   // Runs C = A B for the shape (C row-major, ldc = N, overwritten).
   std::function<void(const Shape&, const Operands&, float*)> run;
   std::function<bool(const Shape&)> applies;
+  // Called once per shape before the check and the timing (nullable): untimed set-up.
+  std::function<void(const Shape&, const Operands&)> prepare;
 };
 
 const int kDefaultSmallM = score::cpu::kGemmSmallM;  // the library's small-M limit
@@ -198,6 +205,36 @@ Variant ours(const std::string& name, GemmIsa isa, bool packed_only = false) {
   };
   return v;
 }
+
+// Generation's decode kernel on weights packed beforehand (packed_linear.h): the forward
+// form with few rows only. The packing, done once per generate call, is not timed.
+Variant packed_weights() {
+  Variant v;
+  v.name = "packed weights";
+  auto packed = std::make_shared<score::cpu::PackedLinear>();
+  // W (N, K) is B's storage in the nt form.
+  v.prepare = [packed](const Shape& s, const Operands& o) { packed->pack(o.B.data(), s.N, s.K); };
+  v.run = [packed](const Shape& s, const Operands& o, float* C) {
+    packed->forward(C, o.A.data(), nullptr, s.M);
+  };
+  v.applies = [](const Shape& s) { return s.form == "nt" && s.M <= score::cpu::kPackedLinearMaxRows; };
+  return v;
+}
+
+#ifdef SCORE_GEMM_LAB_HAVE_DNNL
+Variant onednn() {
+  Variant v;
+  v.name = "onednn";
+  v.run = [](const Shape& s, const Operands& o, float* C) {
+    // dnnl_sgemm is row-major: a transposed operand is the stored matrix with 'T'.
+    const bool ta = s.form == "tn", tb = s.form == "nt";
+    dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', s.M, s.N, s.K, 1.0f, o.A.data(), ta ? s.M : s.K,
+               o.B.data(), tb ? s.K : s.N, 0.0f, C, s.N);
+  };
+  v.applies = [](const Shape&) { return true; };
+  return v;
+}
+#endif
 
 #ifdef SCORE_GEMM_LAB_HAVE_OPENBLAS
 Variant openblas() {
@@ -261,17 +298,25 @@ struct Options {
   int reps = 10, warmup = 2, threads = 0;
   bool quick = false;
   double ref_budget = 1.5e9;  // multiply-adds of the double reference per shape
+  std::string variants;       // comma-separated names to run; empty: all
+  bool wanted(const std::string& name) const {
+    if (variants.empty()) return true;
+    const std::string list = "," + variants + ",";
+    return list.find("," + name + ",") != std::string::npos;
+  }
 };
 
 [[noreturn]] void usage(int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: gemm_lab [--shapes model|decode|all] [--reps N] [--threads N] [--quick]\n"
+               "                [--variants NAME,NAME...]\n"
                "  --shapes   model: M = 2048, 3 forms of 5 layers; decode: M = 1..32 and the\n"
                "             lm_head at M = 16; all (default): both\n"
                "  --reps     timed samples per variant, median reported (default 10; --quick 3)\n"
-               "  --threads  OpenMP threads for sgemm and OpenBLAS (default: OMP_NUM_THREADS or "
+               "  --threads  OpenMP threads for sgemm, OpenBLAS and oneDNN (default: OMP_NUM_THREADS or "
                "all cores)\n"
                "  --quick    3 samples after 1 warm-up call, a smaller sample of checked rows\n"
+               "  --variants only these, by the names printed (e.g. 'auto,packed weights,onednn')\n"
                "Exit status: 0 when every variant is within tolerance, 1 if any FAILs, 2 on bad "
                "arguments.\n");
   std::exit(code);
@@ -299,6 +344,8 @@ Options parse(int argc, char** argv) {
       o.reps = positive(value()), reps_set = true;
     } else if (a == "--threads") {
       o.threads = positive(value());
+    } else if (a == "--variants") {
+      o.variants = value();
     } else if (a == "--quick") {
       o.quick = true;
     } else if (a == "--help" || a == "-h") {
@@ -333,8 +380,12 @@ int main(int argc, char** argv) {
   }
   if (score::cpu::gemm_isa_supported(GemmIsa::Avx2)) variants.push_back(ours("avx2", GemmIsa::Avx2));
   variants.push_back(ours("generic", GemmIsa::Generic));
+  if (score::cpu::packed_linear_supported()) variants.push_back(packed_weights());
 #ifdef SCORE_GEMM_LAB_HAVE_OPENBLAS
   variants.push_back(openblas());
+#endif
+#ifdef SCORE_GEMM_LAB_HAVE_DNNL
+  variants.push_back(onednn());
 #endif
 
   std::vector<Shape> shapes;
@@ -358,6 +409,15 @@ int main(int argc, char** argv) {
 #else
   std::printf("OpenBLAS: not linked (configure with -DSCORE_GEMM_LAB_OPENBLAS=ON)\n");
 #endif
+#ifdef SCORE_GEMM_LAB_HAVE_DNNL
+  {
+    const dnnl_version_t* ver = dnnl_version();
+    std::printf("oneDNN: %d.%d.%d (%s), CPU runtime %s\n", ver->major, ver->minor, ver->patch,
+                ver->hash, ver->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
+  }
+#else
+  std::printf("oneDNN: not linked (configure with -DSCORE_GEMM_LAB_DNNL=ON)\n");
+#endif
   std::printf("GFLOP/s = 2 M N K / median time; ratio = GFLOP/s / best variant's on that row;\n"
               "max rel err = max |C - ref| / sum_k |a_ik b_kj| vs a double reference, FAIL above "
               "%.0e\n\n",
@@ -377,7 +437,8 @@ int main(int argc, char** argv) {
     std::vector<Row> out;
     const double flops = 2.0 * s.M * s.N * s.K;
     for (const Variant& v : variants) {
-      if (!v.applies(s)) continue;
+      if (!v.applies(s) || !opt.wanted(v.name)) continue;
+      if (v.prepare) v.prepare(s, o);
       // NaN everywhere first: an element the variant never writes fails the check.
       std::fill(C.begin(), C.end(), std::numeric_limits<float>::quiet_NaN());
       v.run(s, o, C.data());
