@@ -487,8 +487,11 @@ void sgemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, 
     alignas(64) float tile[16 * 32] = {};
     alignas(64) float btile[32];  // partial bias slice
     // Split the output among threads: by rows when there are enough MR slivers for an
-    // even split, else by columns (NR slivers of each B panel).
-    const bool split_rows = m_slivers >= 4 * nth;
+    // even split and C is at least as tall as wide, else by columns (NR slivers of each B
+    // panel). A row split has every thread stream the whole B panel, a column split has
+    // every thread pack the whole A block: the smaller side is the one read twice
+    // (measured 3-9% either way on the model's d-weight and forward shapes).
+    const bool split_rows = m_slivers >= 4 * nth && M >= N;
     int row0 = 0, row1 = M;
     if (split_rows) {
       row0 = std::min(M, static_cast<int>(static_cast<int64_t>(m_slivers) * tid / nth) * MR);
