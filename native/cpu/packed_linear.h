@@ -11,8 +11,8 @@
 // weights and a copy of their size, so generate() packs once per call.
 #pragma once
 #include <cstddef>
+#include <vector>
 
-#include "cpu/huge_pages.h"
 
 namespace score::cpu {
 
@@ -42,7 +42,7 @@ class PackedLinear {
 
  private:
   int OC_ = 0, IC_ = 0;
-  BigVector<float> data_;    // the slivers, plus room to align them to 64 bytes
+  std::vector<float> data_;   // the slivers, plus room to align them to 64 bytes
   float* slivers_ = nullptr;  // (ceil(OC / 16), IC, 16), columns past OC zero
 };
 

@@ -164,7 +164,7 @@ void Transformer<F>::backward(const F* dhidden) {
   const int Fd = cfg_.d_ff, H = cfg_.n_head, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
   const bool gpt2 = cfg_.is_gpt2();
   const size_t NC = static_cast<size_t>(N) * C;
-  auto zero = [](BigVector<F>& v, size_t n) { std::fill(v.begin(), v.begin() + n, F(0)); };
+  auto zero = [](std::vector<F>& v, size_t n) { std::fill(v.begin(), v.begin() + n, F(0)); };
 
   // dres: gradient at the residual stream, walking down from the top.
   zero(dres_, NC);
@@ -236,8 +236,8 @@ void Transformer<F>::init_cache(KVCache& cache, int slots, int len) const {
   // Earlier contents stay: attention reads positions 0..pos of a slot, and each is written
   // (prefill or decode) before it is read. Too small a buffer is freed before growing.
   for (int l = 0; l < cfg_.n_layer; l++)
-    for (BigVector<F>* b : {&cache.k[l], &cache.v[l]}) {
-      if (b->capacity() < n) BigVector<F>().swap(*b);
+    for (std::vector<F>* b : {&cache.k[l], &cache.v[l]}) {
+      if (b->capacity() < n) std::vector<F>().swap(*b);
       b->resize(n);
     }
 }

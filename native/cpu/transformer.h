@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "cpu/huge_pages.h"
 #include "cpu/packed_linear.h"
 #include "score/config.h"
 #include "score/params.h"
@@ -49,7 +48,7 @@ class Transformer {
   // (sequence, kv head) is a contiguous run of positions for the attention dots.
   struct KVCache {
     int slots = 0, len = 0;
-    std::vector<BigVector<F>> k, v;  // [layer] (slots, KVH, len, hd)
+    std::vector<std::vector<F>> k, v;  // [layer] (slots, KVH, len, hd)
   };
   static size_t cache_bytes(const ModelConfig& cfg, int slots, int len);
   void init_cache(KVCache& cache, int slots, int len) const;
@@ -92,30 +91,30 @@ class Transformer {
   const int32_t* tokens_ = nullptr;
   const int32_t* pos_ = nullptr;
   struct LayerActs {
-    BigVector<F> x;         // (N, C) block input (residual stream)
-    BigVector<F> ln1;       // (N, C)
-    BigVector<F> ln1_mean;  // (N)   LayerNorm only
-    BigVector<F> ln1_rstd;  // (N)
-    BigVector<F> qkv;       // (N, QKV) after rotary
-    BigVector<F> att;       // (B, H, T, T) attention probabilities
-    BigVector<F> atty;      // (N, H*hd) attention output before attn_o
-    BigVector<F> xmid;      // (N, C) x + attention
-    BigVector<F> ln2;       // (N, C)
-    BigVector<F> ln2_mean;  // (N)
-    BigVector<F> ln2_rstd;  // (N)
-    BigVector<F> h;         // (N, F) GPT-2 fc output (pre-GELU); (N, 2F) gate|up
-    BigVector<F> act;       // (N, F) GELU or SwiGLU output
+    std::vector<F> x;         // (N, C) block input (residual stream)
+    std::vector<F> ln1;       // (N, C)
+    std::vector<F> ln1_mean;  // (N)   LayerNorm only
+    std::vector<F> ln1_rstd;  // (N)
+    std::vector<F> qkv;       // (N, QKV) after rotary
+    std::vector<F> att;       // (B, H, T, T) attention probabilities
+    std::vector<F> atty;      // (N, H*hd) attention output before attn_o
+    std::vector<F> xmid;      // (N, C) x + attention
+    std::vector<F> ln2;       // (N, C)
+    std::vector<F> ln2_mean;  // (N)
+    std::vector<F> ln2_rstd;  // (N)
+    std::vector<F> h;         // (N, F) GPT-2 fc output (pre-GELU); (N, 2F) gate|up
+    std::vector<F> act;       // (N, F) GELU or SwiGLU output
   };
   std::vector<LayerActs> acts_;
-  BigVector<F> xfinal_;   // (N, C) residual after the last block
-  BigVector<F> lnf_;      // (N, C)
+  std::vector<F> xfinal_;   // (N, C) residual after the last block
+  std::vector<F> lnf_;      // (N, C)
   std::vector<F> lnf_mean_, lnf_rstd_;  // (N)
   // forward_cached scratch, (N, ...) each; grow-only.
   struct DecodeScratch {
     std::vector<F> x, ln, mean, rstd, qkv, atty, xmid, h, act;
   } dec_;
   // Backward scratch, (N, ...) each.
-  BigVector<F> dres_, dln_, dqkv_, datty_, dh_, dact_;
+  std::vector<F> dres_, dln_, dqkv_, datty_, dh_, dact_;
 };
 
 }  // namespace score::cpu
