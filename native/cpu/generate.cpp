@@ -46,7 +46,8 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req, Gen
   // would fail halfway, or the kernel's OOM killer would end the process). What the
   // workspace holds already is reused.
   size_t held = 0;
-  for (const auto& k : ws.cache.k) held += 2 * k.capacity() * sizeof(float);
+  for (const auto& k : ws.cache.k) held += k.capacity() * sizeof(float);
+  for (const auto& v : ws.cache.v) held += v.capacity() * sizeof(float);
   if (req.memory_budget == 0 && res.kv_cache_bytes > held)
     check_memory(res.kv_cache_bytes - held, "generate: the KV cache for " + std::to_string(S) +
                                                 " sequences of " + std::to_string(len) + " positions");

@@ -112,16 +112,17 @@ void PackedLinear::pack(const float* weight, int OC, int IC) {
   const size_t S = sliver_count(OC), sliver = static_cast<size_t>(IC) * kW;
   data_.resize(S * sliver + kW);  // + kW: room to align to 64 bytes; pack writes every sliver float
   const uintptr_t at = reinterpret_cast<uintptr_t>(data_.data());
-  slivers_ = reinterpret_cast<float*>((at + 63) & ~static_cast<uintptr_t>(63));
+  offset_ = (((at + 63) & ~static_cast<uintptr_t>(63)) - at) / sizeof(float);
   OC_ = OC;
   IC_ = IC;
   // Sliver s holds columns 16s..16s+15 of W^T, i.e. rows 16s.. of W, k-major. Each
   // sliver reads 16 rows of W (16 IC floats, L2-resident) and writes one run.
 #ifdef SCORE_X86
+  float* slivers = data_.data() + offset_;
   parallel_for(static_cast<long long>(S), static_cast<double>(OC) * IC > 65536, [&](long long s) {
     const int j0 = static_cast<int>(s) * kW;
     pack_sliver(weight + static_cast<size_t>(j0) * IC, std::min(kW, OC - j0), IC,
-                slivers_ + static_cast<size_t>(s) * sliver);
+                slivers + static_cast<size_t>(s) * sliver);
   });
 #endif
 }
@@ -140,7 +141,7 @@ void PackedLinear::forward(float* out, const float* inp, const float* bias, int 
   parallel_for(units, 2.0 * N * OC_ * IC_ > 2e5, [&](int u) {
     const int s0 = 2 * u, ns = std::min(2, S - s0), col0 = s0 * kW;
     const int ncols = std::min(ns * kW, OC_ - col0);
-    const float* p = slivers_ + static_cast<size_t>(s0) * sliver;
+    const float* p = slivers() + static_cast<size_t>(s0) * sliver;
     const float* b = bias ? bias + col0 : nullptr;
     for (int i0 = 0; i0 < N; i0 += kMR) {
       const int mr = std::min(kMR, N - i0);

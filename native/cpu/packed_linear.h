@@ -6,13 +6,12 @@
 // horizontally and read W as four interleaved row streams. Packed as 16-column slivers
 // of W^T, each (IC, 16) contiguous, the product is a stream of 64-byte vectors times
 // broadcast inputs: no horizontal sums, one sequential stream per thread. That measured
-// about 2x faster on the `small` preset's decode products, whose weights stream from
-// memory (bench/results/2026-11-27-cpu-session4.md). Packing costs one pass over the
+// 1.7-1.9x faster on the `small` preset's decode products at 16 rows, whose weights
+// stream from memory (bench/results/2026-11-27-cpu-session4.md). Packing costs one pass over the
 // weights and a copy of their size, so generate() packs once per call.
 #pragma once
 #include <cstddef>
 #include <vector>
-
 
 namespace score::cpu {
 
@@ -27,6 +26,13 @@ bool packed_linear_supported();
 
 class PackedLinear {
  public:
+  PackedLinear() = default;
+  // Move-only: a copy's buffer would have another alignment than the offset assumes.
+  PackedLinear(PackedLinear&&) noexcept = default;
+  PackedLinear& operator=(PackedLinear&&) noexcept = default;
+  PackedLinear(const PackedLinear&) = delete;
+  PackedLinear& operator=(const PackedLinear&) = delete;
+
   // Bytes pack() allocates for a weight (OC, IC).
   static size_t bytes_for(int OC, int IC);
   // Packs weight (OC, IC), row-major (out = inp @ weight^T), replacing any earlier
@@ -41,9 +47,12 @@ class PackedLinear {
   void forward(float* out, const float* inp, const float* bias, int N) const;
 
  private:
+  // The slivers (ceil(OC / 16), IC, 16), columns past OC zero, start `offset_` floats into
+  // data_, where they are 64-byte aligned.
+  const float* slivers() const { return data_.data() + offset_; }
   int OC_ = 0, IC_ = 0;
-  std::vector<float> data_;   // the slivers, plus room to align them to 64 bytes
-  float* slivers_ = nullptr;  // (ceil(OC / 16), IC, 16), columns past OC zero
+  std::vector<float> data_;
+  size_t offset_ = 0;
 };
 
 }  // namespace score::cpu
