@@ -41,7 +41,8 @@ export interface MemoryUse {
   optimizer: number;
   /** forward values kept for the backward pass, sized by the largest batch so far */
   activations: number;
-  /** the backward pass's work buffers and other per-row buffers */
+  /** the backward pass's work buffers, other per-row buffers, and what generate() keeps
+   * between calls on the CPU (KV cache and packed weights; released when a batch needs it) */
   scratch: number;
 }
 
