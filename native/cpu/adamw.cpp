@@ -9,15 +9,7 @@
 #include "cpu/kernels.h"
 #include "cpu/parallel.h"
 #include "cpu/vmath.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#pragma GCC diagnostic push  // GCC 12 false positives inside the AVX-512 headers (PR105593)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#define SCORE_ADAMW_AVX512 1
-#endif
+#include "cpu/x86.h"
 
 namespace score::cpu {
 namespace {
@@ -39,7 +31,7 @@ SCORE_CLONES void adamw_chunk(float* p, const float* grads, float* m, float* v, 
   }
 }
 
-#ifdef SCORE_ADAMW_AVX512
+#ifdef SCORE_X86
 // The same update, 16 lanes at a time. (The portable loop above does not vectorise: with
 // errno-setting sqrt, GCC keeps a scalar branch per element.)
 __attribute__((target("avx512f"))) void adamw_chunk_avx512(float* p, const float* grads, float* m,
@@ -85,7 +77,7 @@ void adamw_update(float* params, const float* grads, float* m, float* v, size_t 
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
   auto* chunk_fn = adamw_chunk;
-#ifdef SCORE_ADAMW_AVX512
+#ifdef SCORE_X86
   if (__builtin_cpu_supports("avx512f")) chunk_fn = adamw_chunk_avx512;
 #endif
   const long long chunks = static_cast<long long>((n + kChunk - 1) / kChunk);

@@ -22,7 +22,6 @@
 // bound on B, and packing B would read it twice, so an AVX-512 dot-product
 // kernel reads A and B in place instead.
 #include "cpu/gemm.h"
-#include "cpu/parallel.h"
 
 #include <omp.h>
 
@@ -31,17 +30,8 @@
 #include <cstring>
 #include <memory>
 
-#if defined(__x86_64__) || defined(__i386__)
-// GCC 12 warns (falsely) about _mm512_undefined_ps inside the AVX-512 intrinsics
-// when they are inlined into target("avx512f") functions (GCC PR105593); the
-// suppression covers only the header's lines.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#define SCORE_X86 1
-#endif
+#include "cpu/parallel.h"
+#include "cpu/x86.h"
 
 namespace score::cpu {
 namespace {

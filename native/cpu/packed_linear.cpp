@@ -4,18 +4,9 @@
 #include <cstdint>
 
 #include "cpu/parallel.h"
+#include "cpu/x86.h"
 #include "score/errors.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12 warns inside the AVX-512 headers when they are inlined into target("avx512f")
-// functions (PR105593); the suppression covers only the header's lines.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#define SCORE_X86 1
-#endif
 
 namespace score::cpu {
 namespace {
