@@ -41,29 +41,47 @@ describe('drill: killed runs', () => {
     const expected = readJsonl<StepMetrics>(join(whole, 'metrics.jsonl'));
     expect(expected.length).toBe(12);
     // A process's first step also pays its warm-up (activation buffers allocated and faulted
-    // in: ~0.7 s here, against ~0.12 s for a later step), and every resumed process pays it
-    // again, so the kill window covers start-up, that first step and a few more.
+    // in: ~0.7 s here, against ~0.12 s for a later step), and every resumed process pays it.
     const [firstMs, ...laterMs] = expected.map((m) => m.time_s * 1000);
     const stepMs = laterMs.reduce((s, t) => s + t, 0) / laterMs.length;
 
     const out = join(tmp, 'killed');
+    const latestFile = join(out, 'checkpoints', 'latest.json');
+    const checkpointStep = () => {
+      try {
+        return (JSON.parse(readFileSync(latestFile, 'utf8')) as { step: number }).step;
+      } catch {
+        return 0;  // none yet (or being replaced)
+      }
+    };
     const rand = mulberry32(12345);
     let kills = 0, finished = false, attempts = 0;
     const seenSteps: number[] = [];
     while (!finished && attempts < 40) {
       attempts++;
       const resume = existsSync(join(out, 'run.json'));
+      const start = checkpointStep();
       const child = spawn(process.execPath, resume ? [bin, 'train', '--out', out, '--resume'] : args(out), { env, stdio: 'ignore' });
-      // node start-up is ~300 ms; then kill somewhere within the first few steps
-      const delay = 250 + rand() * (300 + firstMs + 4 * stepMs);
-      const timer = setTimeout(() => child.kill('SIGKILL'), delay);
+      // Kill at a random moment, paced by the run's own progress rather than by durations
+      // measured earlier (the machine's speed changes while the suite runs): during start-up
+      // and the first step, or a random part of a step after 1-2 more checkpoints. Until five
+      // kills have landed at most one checkpoint more per attempt, so the run cannot finish
+      // first; after that it may.
+      const target = Math.floor(rand() * (kills < 5 ? 2 : 3));
+      const extra = target === 0 ? 250 + rand() * (300 + firstMs) : rand() * stepMs;
+      let timer: NodeJS.Timeout | undefined;
+      const poll = setInterval(() => {
+        if (checkpointStep() < start + target) return;
+        clearInterval(poll);
+        timer = setTimeout(() => child.kill('SIGKILL'), extra);
+      }, 10);
       const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      clearInterval(poll);
       clearTimeout(timer);
       if (code === 0) finished = true;
       else {
         kills++;
         // whatever the kill interrupted, the named checkpoint is complete and loads
-        const latestFile = join(out, 'checkpoints', 'latest.json');
         if (existsSync(latestFile)) {
           const latest = JSON.parse(readFileSync(latestFile, 'utf8')) as { step: number; dir: string };
           const dir = join(out, 'checkpoints', latest.dir);
