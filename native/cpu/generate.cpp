@@ -13,10 +13,15 @@
 
 namespace score::cpu {
 
-size_t GenerateWorkspace::bytes() const {
+size_t GenerateWorkspace::cache_bytes() const {
   size_t n = 0;
   for (const auto& k : cache.k) n += k.capacity() * sizeof(float);
   for (const auto& v : cache.v) n += v.capacity() * sizeof(float);
+  return n;
+}
+
+size_t GenerateWorkspace::bytes() const {
+  size_t n = cache_bytes();
   for (const auto& l : packed.layers) n += l.qkv.bytes() + l.attn_o.bytes() + l.up.bytes() + l.down.bytes();
   return n + packed.lm_head.bytes();
 }
@@ -45,9 +50,7 @@ GenerateResult generate(Transformer<float>& net, const GenerateRequest& req, Gen
   // Without a budget, the cache must still fit in the memory there is (else the allocation
   // would fail halfway, or the kernel's OOM killer would end the process). What the
   // workspace holds already is reused.
-  size_t held = 0;
-  for (const auto& k : ws.cache.k) held += k.capacity() * sizeof(float);
-  for (const auto& v : ws.cache.v) held += v.capacity() * sizeof(float);
+  const size_t held = ws.cache_bytes();
   if (req.memory_budget == 0 && res.kv_cache_bytes > held)
     check_memory(res.kv_cache_bytes - held, "generate: the KV cache for " + std::to_string(S) +
                                                 " sequences of " + std::to_string(len) + " positions");

@@ -14,7 +14,8 @@ namespace score::cpu {
 struct GenerateWorkspace {
   Transformer<float>::KVCache cache;
   Transformer<float>::DecodeWeights packed;
-  size_t bytes() const;  // capacity held
+  size_t cache_bytes() const;  // capacity held by the KV cache
+  size_t bytes() const;        // capacity held in all
   void release();
 };
 
