@@ -388,6 +388,20 @@ int main(int argc, char** argv) {
   variants.push_back(onednn());
 #endif
 
+  // Every name in --variants must be one of this build's variants (a typo would run nothing).
+  for (size_t at = 0; !opt.variants.empty() && at <= opt.variants.size();) {
+    const size_t comma = std::min(opt.variants.find(',', at), opt.variants.size());
+    const std::string name = opt.variants.substr(at, comma - at);
+    if (std::none_of(variants.begin(), variants.end(), [&](const Variant& v) { return v.name == name; })) {
+      std::string have;
+      for (const Variant& v : variants) have += (have.empty() ? "" : ", ") + v.name;
+      std::fprintf(stderr, "gemm_lab: --variants: no variant '%s' in this build (have: %s)\n", name.c_str(),
+                   have.c_str());
+      return 2;
+    }
+    at = comma + 1;
+  }
+
   std::vector<Shape> shapes;
   if (opt.shapes != "decode") shapes = model_shapes();
   if (opt.shapes != "model")
