@@ -37,7 +37,7 @@ void download(T* dst, const T* src, size_t n, cudaStream_t s) {
 }
 
 // The classifier processes at most this many logits per chunk (256 MiB of float):
-// 1335 rows at V = 50257, 441 at V = 151936.
+// 1334 rows at V = 50257 (rows padded to 50304), 441 at V = 151936.
 constexpr size_t kChunkFloats = size_t(64) << 20;
 
 class CudaBackend final : public Backend {
@@ -490,15 +490,20 @@ class CudaBackend final : public Backend {
     const int C = cfg_.d_model, V = cfg_.vocab_size;
     const size_t total = ntarget_;
     if (total == 0) return;
-    const int chunk = static_cast<int>(std::min<size_t>(total, std::max<size_t>(64, kChunkFloats / V)));
-    float* logits = logits_.ensure(static_cast<size_t>(chunk) * V);
+    // Logit rows padded to a multiple of 64 floats: with V = 50257 (odd) no row after the
+    // first would start 16-byte aligned, which keeps cuBLASLt (and our kernel's vector
+    // loads) off their fast paths in all three lm_head products. The padding is never
+    // read: the products and the row kernel stop at column V.
+    const int ld = (V + 63) / 64 * 64;
+    const int chunk = static_cast<int>(std::min<size_t>(total, std::max<size_t>(64, kChunkFloats / ld)));
+    float* logits = logits_.ensure(static_cast<size_t>(chunk) * ld);
     float* h = chunk_h_.ensure(static_cast<size_t>(chunk) * C);
     float* dh = loss ? chunk_dh_.ensure(static_cast<size_t>(chunk) * C) : nullptr;
     const float* wlm = P(layout_.lm_head_w);
     for (size_t r0 = 0; r0 < total; r0 += chunk) {
       const int m = static_cast<int>(std::min<size_t>(chunk, total - r0));
       gather_rows(h, hidden, d_rows_ + r0, m, C, stream_);
-      matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_, lt_.get());
+      matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_, lt_.get(), ld);
       ClassifierRowOut out;
       out.logp = row_logp_.get() + r0;
       out.entropy = entropy ? row_ent_.get() + r0 : nullptr;
@@ -508,12 +513,12 @@ class CudaBackend final : public Backend {
         out.kl_raw = row_stats_.get() + 2 * total + r0;
         out.clipped = row_stats_.get() + 3 * total + r0;
       }
-      classifier_rows(logits, d_target_ + r0, d_slot_ + r0, m, V, loss, out, stream_);
+      classifier_rows(logits, ld, d_target_ + r0, d_slot_ + r0, m, V, loss, out, stream_);
       if (!loss) continue;
       SCORE_CUDA_CHECK(cudaMemsetAsync(dh, 0, sizeof(float) * m * C, stream_));
       // dh (m, C) += dlogits @ wlm;  dwlm (V, C) += dlogits^T @ h
       matmul_backward(dh, G(layout_.lm_head_w), nullptr, logits, h, wlm, m, C, V, opt_.matmul,
-                      stream_, lt_.get());
+                      stream_, lt_.get(), ld);
       scatter_add_rows(dhidden, dh, d_rows_ + r0, m, C, stream_);
     }
   }

@@ -1,10 +1,11 @@
 // The row half of the fused classifier (cpu twin: native/cpu/classifier.cpp): the
-// backend computes a chunk of logits (m, V) with the GEMM, then this kernel, one block
-// per row, takes max, sum exp and sum e*z (z = logit - max), the target's log-prob and
-// the entropy, evaluates the per-token loss of score/token_loss.h in double (the same
-// formulas, so the coefficient g = weight * dloss/dlogp / norm is computed here and
-// never crosses to the host), and overwrites the logits with dlogits = g (onehot -
-// softmax). No (N, V) tensor exists: the chunk scratch is reused.
+// backend computes a chunk of logits (m, V; rows padded to a stride ld) with the GEMM,
+// then this kernel, one block per row, takes max, sum exp and sum e*z (z = logit - max),
+// the target's log-prob and the entropy, evaluates the per-token loss of
+// score/token_loss.h in double (the same formulas, so the coefficient g = weight *
+// dloss/dlogp / norm is computed here and never crosses to the host), and overwrites the
+// logits with dlogits = g (onehot - softmax). No (N, V) tensor exists: the chunk scratch
+// is reused.
 #include <cmath>
 
 #include "cuda/common.h"
@@ -53,13 +54,13 @@ __device__ Terms token_terms(const DeviceTokenLoss& l, int i, double logp) {
 }
 
 __global__ void __launch_bounds__(kThreads)
-    classifier_rows_kernel(float* logits, const int32_t* target, const int32_t* slot, int V,
-                           DeviceTokenLoss loss, bool has_loss, ClassifierRowOut out) {
+    classifier_rows_kernel(float* logits, int64_t ld, const int32_t* target, const int32_t* slot,
+                           int V, DeviceTokenLoss loss, bool has_loss, ClassifierRowOut out) {
   __shared__ float fscratch[32];
   __shared__ double dscratch[32];
   __shared__ double g_shared;
   const int r = blockIdx.x;
-  float* x = logits + static_cast<int64_t>(r) * V;
+  float* x = logits + r * ld;
   const int t = target[r];
   float mx = -INFINITY;
   for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, x[v]);
@@ -119,11 +120,11 @@ __global__ void scatter_add_rows_kernel(float* dst, const float* src, const int3
 
 }  // namespace
 
-void classifier_rows(float* logits, const int32_t* target, const int32_t* slot, int m, int V,
-                     const DeviceTokenLoss* loss, const ClassifierRowOut& out,
+void classifier_rows(float* logits, int64_t ld, const int32_t* target, const int32_t* slot, int m,
+                     int V, const DeviceTokenLoss* loss, const ClassifierRowOut& out,
                      cudaStream_t stream) {
   if (m == 0) return;
-  classifier_rows_kernel<<<m, kThreads, 0, stream>>>(logits, target, slot, V,
+  classifier_rows_kernel<<<m, kThreads, 0, stream>>>(logits, ld, target, slot, V,
                                                      loss ? *loss : DeviceTokenLoss{},
                                                      loss != nullptr, out);
   SCORE_CUDA_LAUNCH_CHECK();

@@ -61,13 +61,15 @@ class LtMatmul {
 };
 
 // ---- matmul.cu: a linear layer, weight (OC, IC) (cpu: matmul_forward / matmul_backward) ----
-// With `lt` (and bf16 precision) the products go to cuBLASLt, else to gemm().
+// With `lt` (and bf16 precision) the products go to cuBLASLt, else to gemm(). `ldo` is
+// the row stride of out / dout (0: OC); the classifier pads it to a multiple of 64 so
+// that every row of its (m, V = 50257) logits starts aligned for vector loads.
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int IC, int OC, MatmulPrecision prec, cudaStream_t stream,
-                    LtMatmul* lt = nullptr);
+                    LtMatmul* lt = nullptr, int ldo = 0);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
-                     cudaStream_t stream, LtMatmul* lt = nullptr);
+                     cudaStream_t stream, LtMatmul* lt = nullptr, int ldo = 0);
 
 // ---- embedding.cu ----
 void embedding_forward(float* out, const int32_t* tokens, const int32_t* pos, const float* wte,
@@ -136,10 +138,12 @@ struct ClassifierRowOut {
   double* kl_raw = nullptr;  // weight * KL
   double* clipped = nullptr; // weight if clipped
 };
-// logits (m, V) in place: statistics per row, then (with loss) dlogits = g (onehot - softmax)
-// where g = weight * dloss/dlogp * inv_norm; target (m), slot (m) loss index per row.
-void classifier_rows(float* logits, const int32_t* target, const int32_t* slot, int m, int V,
-                     const DeviceTokenLoss* loss, const ClassifierRowOut& out, cudaStream_t stream);
+// logits (m, ld), V <= ld valid columns, in place: statistics per row, then (with loss)
+// dlogits = g (onehot - softmax) where g = weight * dloss/dlogp * inv_norm; target (m),
+// slot (m) loss index per row. Columns V..ld-1 are neither read nor written.
+void classifier_rows(float* logits, int64_t ld, const int32_t* target, const int32_t* slot, int m,
+                     int V, const DeviceTokenLoss* loss, const ClassifierRowOut& out,
+                     cudaStream_t stream);
 // Row gather / scatter-add between (N, C) and a (m, C) chunk.
 void gather_rows(float* dst, const float* src, const int32_t* rows, int m, int C,
                  cudaStream_t stream);

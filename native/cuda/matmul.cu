@@ -1,30 +1,44 @@
 // A linear layer with weight (OC, IC) on top of gemm.cu: the three products are
 // one kernel with different operand layouts; the bias gradient is a column sum.
+#include <algorithm>
+
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 
 namespace score::cuda {
 namespace {
 
-// dbias (OC) += column sums of dout (N, OC). Block: 32 columns x 8 row-walkers.
-__global__ void bias_grad_kernel(float* dbias, const float* dout, int N, int OC) {
+// dbias (OC) += column sums of dout (N, OC; row stride ld). Block: 32 columns x 8
+// row-walkers over one slice of `rows` rows (blockIdx.y). One block per column strip
+// would leave most SMs idle (24 blocks at OC = 768), each warp walking N / 8 rows one
+// memory latency after another; slices fill the card, and their partial sums meet in
+// float atomics, so the summation order (not the set of terms) varies from run to run
+// when N > rows.
+constexpr int kBiasRows = 256;
+__global__ void bias_grad_kernel(float* dbias, const float* dout, int N, int OC, int64_t ld,
+                                 int rows) {
   __shared__ float part[8][33];
-  const int c = blockIdx.x * 32 + threadIdx.x;
+  const int lane = threadIdx.x % 32, y = threadIdx.x / 32;
+  const int c = blockIdx.x * 32 + lane;
+  const int n0 = blockIdx.y * rows, n1 = min(N, n0 + rows);
   float s = 0.f;
   if (c < OC)
-    for (int n = threadIdx.y; n < N; n += 8) s += dout[static_cast<int64_t>(n) * OC + c];
-  part[threadIdx.y][threadIdx.x] = s;
+    for (int n = n0 + y; n < n1; n += 8) s += dout[n * ld + c];
+  part[y][lane] = s;
   __syncthreads();
-  if (threadIdx.y == 0 && c < OC) {
-    for (int y = 1; y < 8; y++) s += part[y][threadIdx.x];
-    dbias[c] += s;
+  if (y == 0 && c < OC) {
+    for (int k = 1; k < 8; k++) s += part[k][lane];
+    if (gridDim.y == 1)
+      dbias[c] += s;
+    else
+      atomicAdd(dbias + c, s);
   }
 }
 
-// out (N, OC) += bias, broadcast over rows.
-__global__ void add_bias_kernel(float* out, const float* bias, int N, int OC) {
+// out (N, OC; row stride ld) += bias, broadcast over rows.
+__global__ void add_bias_kernel(float* out, const float* bias, int N, int OC, int64_t ld) {
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (idx < static_cast<int64_t>(N) * OC) out[idx] += bias[idx % OC];
+  if (idx < static_cast<int64_t>(N) * OC) out[idx / OC * ld + idx % OC] += bias[idx % OC];
 }
 
 void run(const Gemm& g, MatmulPrecision prec, cudaStream_t stream, LtMatmul* lt) {
@@ -34,7 +48,7 @@ void run(const Gemm& g, MatmulPrecision prec, cudaStream_t stream, LtMatmul* lt)
     if (lt->run(nb, stream)) {
       if (g.bias) {
         add_bias_kernel<<<ceil_div(static_cast<int64_t>(g.M) * g.N, 256), 256, 0, stream>>>(
-            g.C, g.bias, g.M, g.N);
+            g.C, g.bias, g.M, g.N, g.ldc);
         SCORE_CUDA_LAUNCH_CHECK();
       }
       return;
@@ -46,37 +60,43 @@ void run(const Gemm& g, MatmulPrecision prec, cudaStream_t stream, LtMatmul* lt)
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
-                    int IC, int OC, MatmulPrecision prec, cudaStream_t stream, LtMatmul* lt) {
-  // out (N, OC) = inp (N, IC) @ weight^T: B(k, j) = weight[j*IC + k]
+                    int IC, int OC, MatmulPrecision prec, cudaStream_t stream, LtMatmul* lt,
+                    int ldo) {
+  // out (N, ldo) = inp (N, IC) @ weight^T: B(k, j) = weight[j*IC + k]
   Gemm g;
   g.A = inp, g.lda = IC, g.a_kcontig = true;
   g.B = weight, g.ldb = IC, g.b_ncontig = false;
-  g.C = out, g.ldc = OC, g.bias = bias;
+  g.C = out, g.ldc = ldo ? ldo : OC, g.bias = bias;
   g.M = N, g.N = OC, g.K = IC;
   run(g, prec, stream, lt);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
-                     cudaStream_t stream, LtMatmul* lt) {
+                     cudaStream_t stream, LtMatmul* lt, int ldo) {
+  if (!ldo) ldo = OC;
   if (dinp) {  // dinp (N, IC) += dout (N, OC) @ weight (OC, IC)
     Gemm g;
-    g.A = dout, g.lda = OC, g.a_kcontig = true;
+    g.A = dout, g.lda = ldo, g.a_kcontig = true;
     g.B = weight, g.ldb = IC, g.b_ncontig = true;
     g.C = dinp, g.ldc = IC, g.accumulate = true;
     g.M = N, g.N = IC, g.K = OC;
     run(g, prec, stream, lt);
   }
-  if (dweight) {  // dweight (OC, IC) += dout^T (OC, N) @ inp (N, IC): A(i, k) = dout[k*OC + i]
+  if (dweight) {  // dweight (OC, IC) += dout^T (OC, N) @ inp (N, IC): A(i, k) = dout[k*ldo + i]
     Gemm g;
-    g.A = dout, g.lda = OC, g.a_kcontig = false;
+    g.A = dout, g.lda = ldo, g.a_kcontig = false;
     g.B = inp, g.ldb = IC, g.b_ncontig = true;
     g.C = dweight, g.ldc = IC, g.accumulate = true;
     g.M = OC, g.N = IC, g.K = N;
     run(g, prec, stream, lt);
   }
-  if (dbias) {
-    bias_grad_kernel<<<ceil_div(OC, 32), dim3(32, 8), 0, stream>>>(dbias, dout, N, OC);
+  if (dbias && N > 0) {  // no rows: nothing to add (and an empty grid is a launch error)
+    // At most 65535 slices (the grid's y limit): rows per slice grow past kBiasRows only
+    // beyond 16 M rows.
+    const int rows = std::max(kBiasRows, ceil_div(N, 65535));
+    bias_grad_kernel<<<dim3(ceil_div(OC, 32), ceil_div(N, rows)), 256, 0, stream>>>(dbias, dout, N,
+                                                                                   OC, ldo, rows);
     SCORE_CUDA_LAUNCH_CHECK();
   }
 }

@@ -107,11 +107,30 @@ double worst(const std::vector<float>& a, const std::vector<float>& b, double at
     }                                                                                        \
   } while (0)
 
-// A linear layer in all three forms on shapes that are not multiples of the tile.
-void check_linear(cu::MatmulPrecision prec) {
+// (rows, cols) at row stride ld, the padding NaN; and back, counting padding that changed.
+std::vector<float> pad_rows(const std::vector<float>& v, int rows, int cols, int ld) {
+  std::vector<float> p(size_t(rows) * ld, std::nanf(""));
+  for (int r = 0; r < rows; r++) std::copy_n(v.data() + size_t(r) * cols, cols, p.data() + size_t(r) * ld);
+  return p;
+}
+std::vector<float> unpad_rows(const std::vector<float>& p, int rows, int cols, int ld, int* changed) {
+  std::vector<float> v(size_t(rows) * cols);
+  for (int r = 0; r < rows; r++) {
+    std::copy_n(p.data() + size_t(r) * ld, cols, v.data() + size_t(r) * cols);
+    for (int c = cols; c < ld; c++) *changed += !std::isnan(p[size_t(r) * ld + c]);
+  }
+  return v;
+}
+
+// A linear layer in all three forms on shapes that are not multiples of the tile; with
+// `padded`, out and dout have a row stride rounded up to 64 (as the classifier's logits),
+// NaN in the padding, which must be neither read nor written.
+void check_linear(cu::MatmulPrecision prec, bool padded) {
   Rng rng(g_seed + 1);
-  // {1000, 64, 40}: the weight gradient has one tile and K = 1000, so it is split over K.
+  // {1000, 64, 40}: the weight gradient has one tile and K = 1000, so it is split over K;
+  // the bias gradient sums 4 row slices.
   for (auto [N, IC, OC] : {std::array<int, 3>{67, 95, 133}, {130, 64, 257}, {1, 300, 17}, {1000, 64, 40}}) {
+    const int ldo = padded ? (OC + 63) / 64 * 64 : OC;
     const auto x = randn(size_t(N) * IC, rng), w = randn(size_t(OC) * IC, rng), b = randn(OC, rng);
     const auto dout = randn(size_t(N) * OC, rng);
     const bool bf = prec == cu::MatmulPrecision::BF16;
@@ -122,14 +141,19 @@ void check_linear(cu::MatmulPrecision prec) {
     cpu::matmul_forward<float>(out.data(), xr.data(), wr.data(), b.data(), N, IC, OC);
     cpu::matmul_backward<float>(dx.data(), dw.data(), nullptr, dr.data(), xr.data(), wr.data(), N, IC, OC);
     cpu::matmul_backward<float>(nullptr, nullptr, db.data(), dout.data(), x.data(), w.data(), N, IC, OC);
-    Dev<float> dX(x), dW(w), dB(b), dO(size_t(N) * OC), dD(dout);
+    // out starts as NaN everywhere: the product must overwrite every valid element.
+    Dev<float> dX(x), dW(w), dB(b), dO(std::vector<float>(size_t(N) * ldo, std::nanf(""))),
+        dD(pad_rows(dout, N, OC, ldo));
     Dev<float> gX(std::vector<float>(size_t(N) * IC, 0.f)), gW(std::vector<float>(size_t(OC) * IC, 0.f)),
         gB(std::vector<float>(OC, 0.f));
-    cu::matmul_forward(dO.p, dX.p, dW.p, dB.p, N, IC, OC, prec, nullptr);
-    cu::matmul_backward(gX.p, gW.p, gB.p, dD.p, dX.p, dW.p, N, IC, OC, prec, nullptr);
+    cu::matmul_forward(dO.p, dX.p, dW.p, dB.p, N, IC, OC, prec, nullptr, nullptr, ldo);
+    cu::matmul_backward(gX.p, gW.p, gB.p, dD.p, dX.p, dW.p, N, IC, OC, prec, nullptr, nullptr, ldo);
+    int pad_changed = 0;
+    const auto got = unpad_rows(dO.down(), N, OC, ldo, &pad_changed);
+    CHECK(pad_changed == 0);
     // Same inputs, float32 accumulation in another order: sums of K ~ 100 terms of
     // size ~1 => 1e-4 abs + 1e-4 rel.
-    CHECK_ALL(dO.down(), out, 1e-4, 1e-4);
+    CHECK_ALL(got, out, 1e-4, 1e-4);
     CHECK_ALL(gX.down(), dx, 1e-4, 1e-4);
     CHECK_ALL(gW.down(), dw, 1e-4, 1e-4);
     CHECK_ALL(gB.down(), db, 1e-4, 1e-4);
@@ -137,15 +161,19 @@ void check_linear(cu::MatmulPrecision prec) {
       // Against float32 on the unrounded inputs: 2^-8 sum_k |x||w| ~ 2^-8 * 0.8 K.
       std::vector<float> exact(size_t(N) * OC);
       cpu::matmul_forward<float>(exact.data(), x.data(), w.data(), b.data(), N, IC, OC);
-      CHECK_ALL(dO.down(), exact, 0.8 * IC / 256.0, 0.0);
+      CHECK_ALL(got, exact, 0.8 * IC / 256.0, 0.0);
     }
   }
 }
 
 }  // namespace
 
-TEST(linear_bf16_tensor_cores) { check_linear(cu::MatmulPrecision::BF16); }
-TEST(linear_fp32) { check_linear(cu::MatmulPrecision::FP32); }
+TEST(linear_bf16_tensor_cores) { check_linear(cu::MatmulPrecision::BF16, false); }
+TEST(linear_fp32) { check_linear(cu::MatmulPrecision::FP32, false); }
+TEST(linear_padded_row_stride) {
+  check_linear(cu::MatmulPrecision::BF16, true);
+  check_linear(cu::MatmulPrecision::FP32, true);
+}
 
 TEST(embedding) {
   Rng rng(g_seed + 2);
@@ -423,24 +451,31 @@ TEST(classifier_rows_rl_loss) {
         for (int v = 0; v < V; v++)
           dl[size_t(r) * V + v] = float(g * ((v == target[r]) - std::exp(x[v] - mx) / s));
       }
-      Dev<float> L(logits), W(w), WPG(wpg), ADV(adv), WKL(wkl), REF(ref), OLD(old), LP(m), EN(m);
-      Dev<int32_t> TG(target), SL(slot);
-      Dev<double> ST(4 * m);
-      cu::DeviceTokenLoss dtl;
-      dtl.rl = true, dtl.weight = W.p, dtl.w_pg = WPG.p, dtl.adv = ADV.p, dtl.w_kl = WKL.p;
-      dtl.ref_logp = REF.p, dtl.old_logp = OLD.p, dtl.k3 = k3, dtl.clip_eps = clip, dtl.inv_norm = 1 / 7.0;
-      cu::ClassifierRowOut out;
-      out.logp = LP.p, out.entropy = EN.p, out.pg = ST.p, out.kl = ST.p + m, out.kl_raw = ST.p + 2 * m,
-      out.clipped = ST.p + 3 * m;
-      cu::classifier_rows(L.p, TG.p, SL.p, m, V, &dtl, out, nullptr);
-      // logsumexp over 3001 float terms: 1e-5 abs + 1e-5 rel on logp and entropy.
-      CHECK_ALL(LP.down(), lp, 1e-5, 1e-5);
-      CHECK_ALL(EN.down(), ent, 1e-5, 1e-5);
-      CHECK_ALL(L.down(), dl, 1e-7, 1e-4);  // dlogits: probabilities ~1e-4, float exp
-      const auto st = ST.down();
-      std::vector<float> pgd(m);
-      for (int r = 0; r < m; r++) pgd[r] = float(st[r]);
-      CHECK_ALL(pgd, pg, 1e-5, 1e-4);
+      // Rows at stride V, and padded to a stride of 3072 (as the backend pads its chunks):
+      // the padding holds NaN and must come back untouched.
+      for (const int ld : {V, 3072}) {
+        Dev<float> L(pad_rows(logits, m, V, ld)), W(w), WPG(wpg), ADV(adv), WKL(wkl), REF(ref), OLD(old), LP(m), EN(m);
+        Dev<int32_t> TG(target), SL(slot);
+        Dev<double> ST(4 * m);
+        cu::DeviceTokenLoss dtl;
+        dtl.rl = true, dtl.weight = W.p, dtl.w_pg = WPG.p, dtl.adv = ADV.p, dtl.w_kl = WKL.p;
+        dtl.ref_logp = REF.p, dtl.old_logp = OLD.p, dtl.k3 = k3, dtl.clip_eps = clip, dtl.inv_norm = 1 / 7.0;
+        cu::ClassifierRowOut out;
+        out.logp = LP.p, out.entropy = EN.p, out.pg = ST.p, out.kl = ST.p + m, out.kl_raw = ST.p + 2 * m,
+        out.clipped = ST.p + 3 * m;
+        cu::classifier_rows(L.p, ld, TG.p, SL.p, m, V, &dtl, out, nullptr);
+        // logsumexp over 3001 float terms: 1e-5 abs + 1e-5 rel on logp and entropy.
+        CHECK_ALL(LP.down(), lp, 1e-5, 1e-5);
+        CHECK_ALL(EN.down(), ent, 1e-5, 1e-5);
+        int pad_changed = 0;
+        const auto got = unpad_rows(L.down(), m, V, ld, &pad_changed);
+        CHECK(pad_changed == 0);
+        CHECK_ALL(got, dl, 1e-7, 1e-4);  // dlogits: probabilities ~1e-4, float exp
+        const auto st = ST.down();
+        std::vector<float> pgd(m);
+        for (int r = 0; r < m; r++) pgd[r] = float(st[r]);
+        CHECK_ALL(pgd, pg, 1e-5, 1e-4);
+      }
     }
 }
 
