@@ -11,8 +11,9 @@
 //    the materialising kernel (attention.cu) and the fused one (attention_flash.cu).
 // The training step uses the attention kernel SCORE_CUDA_ATTENTION selects; with
 // "flash" its keys are train_flash_* and flash_logprobs_ms.
-// Usage: bench_cuda [train_batch=8] [prompt=64] [new_tokens=128] [train]
-//   (a 4th argument "train": the training step and log-probs only)
+// Usage: bench_cuda [train_batch=8] [prompt=64] [new_tokens=128] [train|profile]
+//   (a 4th argument "train": the training step and log-probs only; "profile": the
+//   training step's GPU time per kernel, through CUPTI)
 #include <cuda_runtime_api.h>
 
 #include <chrono>
@@ -28,6 +29,7 @@
 #include "cuda/backend.h"
 #include "cuda/common.h"
 #include "cuda/kernels.h"
+#include "kernel_profile.h"
 #include "score/params.h"
 #include "score/rng.h"
 
@@ -166,39 +168,55 @@ void bench_attention(int B) {
   }
 }
 
+// A gpt2 124M model (random GPT-2-like init) with a next-token training batch of
+// B x 1024 random tokens.
+struct TrainRig {
+  ModelConfig cfg = gpt2_124m();
+  ParamLayout layout{cfg};
+  std::unique_ptr<Backend> be;
+  std::vector<int32_t> tokens, lengths;
+  std::vector<float> weight;
+  TokenBatch batch;
+  TokenLoss loss;
+  AdamWConfig opt;
+  TrainRig(int B, bool cublaslt) {
+    const int T = 1024;
+    std::vector<float> params(layout.numel());
+    Rng rng(1);
+    for (const TensorSpec& t : layout.tensors()) {
+      const bool ln_w = t.name.find("ln") != std::string::npos && t.name.back() == 'w';
+      for (size_t i = 0; i < t.numel; i++) params[t.offset + i] = ln_w ? 1.0f : float(0.02 * rng.normal());
+    }
+    cu::Options o;
+    o.cublaslt = cublaslt;
+    be = cu::create_backend(cfg, true, o);
+    be->set_params(params.data());
+    tokens.resize(size_t(B) * T), lengths.assign(B, T), weight.assign(size_t(B) * (T - 1), 1.0f);
+    for (auto& t : tokens) t = int32_t(rng.next_u64() % cfg.vocab_size);
+    batch = TokenBatch{tokens.data(), lengths.data(), B, T};
+    loss.weight = weight.data();
+    loss.norm = double(B) * (T - 1);
+    opt.lr = 1e-4f, opt.weight_decay = 0.1f, opt.max_grad_norm = 1.0f;
+  }
+  LossStats step() {
+    LossStats st = be->loss_backward(batch, loss);
+    be->optimizer_step(opt);
+    return st;
+  }
+};
+
 void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
   const bool flash = cu::resolve_attention(cu::AttentionKind::Auto) == cu::AttentionKind::Flash;
   const std::string p = std::string(cublaslt ? "train_" : "train_ownk_") + (flash ? "flash_" : "");
-  const ModelConfig cfg = gpt2_124m();
+  TrainRig rig(B, cublaslt);
+  const ModelConfig& cfg = rig.cfg;
   const int T = 1024;
-  ParamLayout layout(cfg);
-  std::vector<float> params(layout.numel());
-  Rng rng(1);
-  for (const TensorSpec& t : layout.tensors()) {
-    const bool ln_w = t.name.find("ln") != std::string::npos && t.name.back() == 'w';
-    for (size_t i = 0; i < t.numel; i++) params[t.offset + i] = ln_w ? 1.0f : float(0.02 * rng.normal());
-  }
-  cu::Options o;
-  o.cublaslt = cublaslt;
-  auto be = cu::create_backend(cfg, true, o);
-  be->set_params(params.data());
-  std::vector<int32_t> tokens(size_t(B) * T), lengths(B, T);
-  for (auto& t : tokens) t = int32_t(rng.next_u64() % cfg.vocab_size);
-  std::vector<float> weight(size_t(B) * (T - 1), 1.0f);
-  TokenBatch batch{tokens.data(), lengths.data(), B, T};
-  TokenLoss loss;
-  loss.weight = weight.data();
-  loss.norm = double(B) * (T - 1);
-  AdamWConfig opt;
-  opt.lr = 1e-4f, opt.weight_decay = 0.1f, opt.max_grad_norm = 1.0f;
-  LossStats st = be->loss_backward(batch, loss);  // warm-up (allocations)
-  be->optimizer_step(opt);
+  Backend* be = rig.be.get();
+  const TokenBatch& batch = rig.batch;
+  LossStats st = rig.step();  // warm-up (allocations)
   const int steps = 6;
   const double t0 = now();
-  for (int i = 0; i < steps; i++) {
-    st = be->loss_backward(batch, loss);
-    be->optimizer_step(opt);
-  }
+  for (int i = 0; i < steps; i++) st = rig.step();
   const double dt = (now() - t0) / steps;
   const double tok_s = double(B) * T / dt;
   // Forward only (log-probabilities and entropy: the scoring path of a rollout).
@@ -208,7 +226,7 @@ void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
   for (int i = 0; i < 3; i++) be->logprobs(batch, lp.data(), ent.data());
   std::printf("RESULT %s%slogprobs_ms %.1f\n", cublaslt ? "" : "ownk_", flash ? "flash_" : "",
               (now() - t1) / 3 * 1e3);
-  const double flops_per_token = 6.0 * layout.numel() + 12.0 * cfg.n_layer * T * cfg.d_model;
+  const double flops_per_token = 6.0 * rig.layout.numel() + 12.0 * cfg.n_layer * T * cfg.d_model;
   const double peak = peak_bf16(prop);
   std::printf("RESULT train_batch %d\n", B);
   std::printf("RESULT %sstep_ms %.1f\n", p.c_str(), dt * 1e3);
@@ -216,6 +234,27 @@ void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
   std::printf("RESULT %smfu_percent %.1f\n", p.c_str(), peak > 0 ? 100.0 * flops_per_token * tok_s / peak : 0.0);
   std::printf("RESULT %sloss %.4f\n", p.c_str(), st.loss);
   std::printf("RESULT %smemory_gib %.1f\n", p.c_str(), be->memory_use().total() / double(1 << 30));
+  std::fflush(stdout);
+}
+
+// Where a training step's GPU time goes: every kernel, memset and copy of `steps` steps
+// after a warm-up, from CUPTI (kernel_profile.h). Prints "PROFILE" lines, longest first:
+// ms per step, share of the GPU time, calls per step, kernel. profile_kernel_ms is the
+// GPU time per step; against train_step_ms it shows how long the GPU waited on the host.
+void bench_profile(int B) {
+  TrainRig rig(B, true);
+  rig.step();
+  const int steps = 3;
+  score_bench::kernel_profile_start();
+  for (int i = 0; i < steps; i++) rig.step();
+  const std::vector<score_bench::KernelTime> table = score_bench::kernel_profile_stop();
+  double total = 0;
+  for (const auto& k : table) total += k.ms;
+  const bool flash = cu::resolve_attention(cu::AttentionKind::Auto) == cu::AttentionKind::Flash;
+  std::printf("RESULT %sprofile_kernel_ms %.1f\n", flash ? "flash_" : "", total / steps);
+  for (const auto& k : table)
+    std::printf("PROFILE %8.3f ms %5.1f%% %6.1f calls  %.90s\n", k.ms / steps,
+                total > 0 ? 100 * k.ms / total : 0.0, double(k.calls) / steps, k.name.c_str());
   std::fflush(stdout);
 }
 
@@ -262,14 +301,18 @@ int main(int argc, char** argv) {
   const int B = argc > 1 ? std::atoi(argv[1]) : 8;
   const int prompt = argc > 2 ? std::atoi(argv[2]) : 64;
   const int new_tokens = argc > 3 ? std::atoi(argv[3]) : 128;
-  const bool train_only = argc > 4 && std::strcmp(argv[4], "train") == 0;
+  const char* only = argc > 4 ? argv[4] : "";
   try {
     std::printf("device: %s\n", cu::describe_device(0).c_str());
     cudaDeviceProp prop;
     SCORE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("RESULT peak_bf16_tflops %.0f\n", peak_bf16(prop) / 1e12);
-    if (train_only) {
+    if (std::strcmp(only, "train") == 0) {
       bench_train(prop, B, true);
+      return 0;
+    }
+    if (std::strcmp(only, "profile") == 0) {
+      bench_profile(B);
       return 0;
     }
     bench_gemm();

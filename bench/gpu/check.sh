@@ -2,11 +2,14 @@
 # The GPU check of the CUDA backend, for a machine with an NVIDIA GPU, the CUDA
 # toolkit, cmake and Python with PyTorch (Node is not needed):
 #   1. builds libscore_cuda, the CUDA tests and the benchmark (-DSCORE_CUDA=on, all cores);
-#   2. runs the CUDA tests (kernels vs CPU twins, whole model vs the CPU backend);
+#   2. runs the CUDA tests (kernels vs CPU twins, whole model vs the CPU backend, the
+#      refusal after a provoked device fault);
 #   3. runs bench_cuda and the PyTorch peer (torch_peer.py) on the same card, then the
 #      gpt2 training step once more with SCORE_CUDA_ATTENTION=flash (the fused attention
 #      of attention_flash.cu; rows train_flash_*, beside the default materialising one);
-#   4. prints a short table LAST.
+#   4. profiles the training step per kernel through CUPTI (bench_cuda_profile, when the
+#      toolkit has CUPTI; both attention kernels), and prints the top kernels;
+#   5. prints a short table LAST.
 # Logs go to $OUT (or /tmp/score-gpu-check). Usage: bash bench/gpu/check.sh [train_batch]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,7 +24,7 @@ start=$SECONDS
 build() {  # $1: SCORE_CUBLASLT
   cmake -S . -B build-gpu -DSCORE_CUDA=on -DSCORE_CUBLASLT="$1" -DCMAKE_BUILD_TYPE=Release \
     > "$LOGS/configure.log" 2>&1 &&
-  cmake --build build-gpu -j"$(nproc)" --target score_cuda test_cuda_kernels test_cuda_model bench_cuda \
+  cmake --build build-gpu -j"$(nproc)" --target score_cuda test_cuda_kernels test_cuda_model test_cuda_fault bench_cuda \
     > "$LOGS/build.log" 2>&1
 }
 if ! build ON; then
@@ -30,11 +33,14 @@ if ! build ON; then
   cp "$LOGS/build.log" "$LOGS/build-cublaslt.log"
   build OFF || { tail -n 40 "$LOGS/build.log"; exit 1; }
 fi
+# The CUPTI profiler is a target only where the toolkit has CUPTI; its absence costs nothing else.
+cmake --build build-gpu -j"$(nproc)" --target bench_cuda_profile > "$LOGS/build-profile.log" 2>&1 ||
+  echo "bench_cuda_profile not built (no CUPTI?): no per-kernel profile"
 grep -h "score_cuda: with" "$LOGS/configure.log" || true
 echo "build: $((SECONDS - start)) s"
 
 status=0
-for t in test_cuda_kernels test_cuda_model; do
+for t in test_cuda_kernels test_cuda_model test_cuda_fault; do  # the fault test: its own process
   if timeout 150 "./build-gpu/$t" > "$LOGS/$t.log" 2>&1; then echo "$t: passed"; else
     echo "$t: FAILED"; status=1; fi
   grep -E "^(ok|FAIL)|passed|failed|skipped|  " "$LOGS/$t.log" | head -n 60 || true
@@ -47,6 +53,19 @@ SCORE_CUDA_ATTENTION=flash timeout 120 ./build-gpu/bench_cuda "$BATCH" "$PROMPT"
   > "$LOGS/bench_flash.log" 2>&1 || { echo "bench_cuda (flash attention) failed"; tail -n 20 "$LOGS/bench_flash.log"; status=1; }
 timeout 200 python3 bench/gpu/torch_peer.py "$BATCH" "$PROMPT" "$NEW" > "$LOGS/torch.log" 2>&1 || {
   echo "torch_peer failed"; tail -n 20 "$LOGS/torch.log"; status=1; }
+
+# Where the training step's GPU time goes (a diagnostic: a failure here fails nothing).
+if [[ -x ./build-gpu/bench_cuda_profile ]]; then
+  timeout 90 ./build-gpu/bench_cuda_profile "$BATCH" "$PROMPT" "$NEW" profile > "$LOGS/profile.log" 2>&1 ||
+    { echo "profile failed:"; tail -n 5 "$LOGS/profile.log"; }
+  SCORE_CUDA_ATTENTION=flash timeout 90 ./build-gpu/bench_cuda_profile "$BATCH" "$PROMPT" "$NEW" profile \
+    > "$LOGS/profile_flash.log" 2>&1 || { echo "profile (flash) failed:"; tail -n 5 "$LOGS/profile_flash.log"; }
+  for f in profile profile_flash; do
+    [[ -s "$LOGS/$f.log" ]] || continue
+    echo; echo "$f: GPU time per training step by kernel (ms, share, calls), top 14"
+    grep "^PROFILE" "$LOGS/$f.log" | head -n 14 | cut -c9-
+  done
+fi
 
 git rev-parse --short HEAD 2>/dev/null > "$LOGS/commit.txt" || echo unknown > "$LOGS/commit.txt"
 python3 - "$LOGS" <<'PY'
@@ -62,7 +81,8 @@ def read(f):
                 r[k.removeprefix("torch_")] = v
     return r
 ours, torch = read("bench.log"), read("torch.log")
-ours.update({k: v for k, v in read("bench_flash.log").items() if k not in ours})
+for extra in ("bench_flash.log", "profile.log", "profile_flash.log"):
+    ours.update({k: v for k, v in read(extra).items() if k not in ours})
 gpu = (d / "gpu.txt").read_text().strip() if (d / "gpu.txt").exists() else "?"
 rows = [k for k in ours if k.endswith(("tflops", "tokens_per_s", "mfu_percent", "_ms")) and k != "peak_bf16_tflops"]
 print()
