@@ -61,9 +61,9 @@ if [[ -x ./build-gpu/bench_cuda_profile ]]; then
   SCORE_CUDA_ATTENTION=flash timeout 90 ./build-gpu/bench_cuda_profile "$BATCH" "$PROMPT" "$NEW" profile \
     > "$LOGS/profile_flash.log" 2>&1 || { echo "profile (flash) failed:"; tail -n 5 "$LOGS/profile_flash.log"; }
   for f in profile profile_flash; do
-    [[ -s "$LOGS/$f.log" ]] || continue
+    grep -q "^PROFILE" "$LOGS/$f.log" 2>/dev/null || continue
     echo; echo "$f: GPU time per training step by kernel (ms, share, calls), top 14"
-    grep "^PROFILE" "$LOGS/$f.log" | head -n 14 | cut -c9-
+    grep "^PROFILE" "$LOGS/$f.log" | head -n 14 | cut -c9- || true
   done
 fi
 

@@ -1,0 +1,155 @@
+// The part of the CUDA runtime API the backend uses, on the host, for the emulation of
+// the whole backend (bench/gpu/emulate/run.sh backend): device memory is host memory
+// (filled with 0xFF, NaN in float, so that reading what was never written shows), every
+// call is synchronous (streams are accepted and ignored), and a launch runs the kernel
+// at once through emu::launch (prelude.h), after checking its configuration the way the
+// driver does (an invalid one sets the error cudaGetLastError returns, and runs nothing).
+#pragma once
+#include <cstdlib>
+#include <cstring>
+
+#include "../prelude.h"
+
+typedef dim3e dim3;
+struct float2 { float x, y; };
+struct float4 { float x, y, z, w; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorInsufficientDriver = 35,
+  cudaErrorNoDevice = 100,
+};
+typedef cudaError_t cudaError;
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4,
+};
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+constexpr unsigned cudaStreamNonBlocking = 1;
+
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+  size_t sharedMemPerBlock, sharedMemPerBlockOptin;
+  int major, minor, multiProcessorCount, maxThreadsPerBlock, warpSize;
+};
+
+namespace emu {
+inline cudaError_t& last_error() {
+  static cudaError_t e = cudaSuccess;
+  return e;
+}
+inline cudaError_t set_error(cudaError_t e) {
+  if (e != cudaSuccess) last_error() = e;
+  return e;
+}
+// The emulated card: an sm_90 with 4 SMs and 227 KiB of opt-in shared memory per block.
+constexpr size_t kSharedOptin = 227 * 1024;
+// The launch syntax kernel<<<grid, block, smem, stream>>>(args) becomes
+// emu::launch_kernel(emu::Config(grid, block, smem, stream), [=] { kernel(args); }).
+struct Config {
+  dim3e grid, block;
+  size_t smem;
+  Config(dim3e g, dim3e b, size_t s = 0, void* = nullptr) : grid(g), block(b), smem(s) {}
+};
+template <typename Fn>
+void launch_kernel(const Config& c, Fn fn) {
+  const unsigned long threads = 1ul * c.block.x * c.block.y * c.block.z;
+  if (c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 || c.grid.y > 65535 || c.grid.z > 65535 ||
+      threads == 0 || threads > 1024 || c.block.z > 64 || c.smem > kSharedOptin) {
+    set_error(cudaErrorInvalidConfiguration);
+    return;
+  }
+  launch(c.grid, c.block, c.smem, fn);
+}
+}  // namespace emu
+
+inline const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+  }
+  return "cudaErrorUnknown";
+}
+inline const char* cudaGetErrorString(cudaError_t e) { return cudaGetErrorName(e); }
+inline cudaError_t cudaGetLastError() {
+  const cudaError_t e = emu::last_error();
+  emu::last_error() = cudaSuccess;
+  return e;
+}
+
+inline cudaError_t cudaGetDeviceCount(int* n) { *n = 1; return cudaSuccess; }
+inline cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : emu::set_error(cudaErrorInvalidValue); }
+inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
+  if (d != 0) return emu::set_error(cudaErrorInvalidValue);
+  std::memset(p, 0, sizeof *p);
+  std::strcpy(p->name, "CPU emulation");
+  p->totalGlobalMem = size_t(16) << 30;
+  p->sharedMemPerBlock = 48 * 1024, p->sharedMemPerBlockOptin = emu::kSharedOptin;
+  p->major = 9, p->minor = 0, p->multiProcessorCount = 4, p->maxThreadsPerBlock = 1024, p->warpSize = 32;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
+  if (a != cudaDevAttrMultiProcessorCount) return emu::set_error(cudaErrorInvalidValue);
+  *v = 4;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+template <typename F>
+inline cudaError_t cudaFuncSetAttribute(F*, cudaFuncAttribute, int v) {
+  return size_t(v) <= emu::kSharedOptin ? cudaSuccess : emu::set_error(cudaErrorInvalidValue);
+}
+
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
+  *s = reinterpret_cast<cudaStream_t>(new char);
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  delete reinterpret_cast<char*>(s);
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+
+inline cudaError_t cudaMalloc(void** p, size_t n) {
+  *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
+  if (!*p) return emu::set_error(cudaErrorMemoryAllocation);
+  std::memset(*p, 0xFF, n);
+  return cudaSuccess;
+}
+template <typename T>
+inline cudaError_t cudaMalloc(T** p, size_t n) { return cudaMalloc(reinterpret_cast<void**>(p), n); }
+inline cudaError_t cudaFree(void* p) { std::free(p); return cudaSuccess; }
+inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) {
+  if (n) std::memmove(d, s, n);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind k, cudaStream_t = nullptr) {
+  return cudaMemcpy(d, s, n, k);
+}
+inline cudaError_t cudaMemset(void* d, int v, size_t n) {
+  if (n) std::memset(d, v, n);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t = nullptr) { return cudaMemset(d, v, n); }
+
+// Device-side helpers of the CUDA headers that the kernels call.
+template <typename T>
+inline T __ldg(const T* p) { return *p; }
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+template <typename A, typename B>
+inline auto min(A a, B b) { return b < a ? b : a; }
+template <typename A, typename B>
+inline auto max(A a, B b) { return a < b ? b : a; }
