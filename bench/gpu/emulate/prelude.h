@@ -101,6 +101,20 @@ inline void arrive_and_drop(Barrier& b) {
   if (b.arrived > 0 && b.arrived >= b.expected) release(b);
 }
 
+// Counts the blocks run; a static __shared__ variable is refilled with 0xFF at its first
+// use in each block (translate.py adds the call after its declaration).
+inline unsigned long block_serial = 0;
+inline void fresh_shared(void* p, size_t n) {
+  static std::vector<std::pair<void*, unsigned long>> seen;  // a handful of variables
+  for (auto& [q, serial] : seen)
+    if (q == p) {
+      if (serial != block_serial) std::memset(p, 0xFF, n), serial = block_serial;
+      return;
+    }
+  std::memset(p, 0xFF, n);
+  seen.emplace_back(p, block_serial);
+}
+
 // Stacks of the block's fibers: 256 KiB each below a guard page, reused across launches.
 constexpr size_t kStack = size_t(256) << 10, kGuard = 4096;
 inline unsigned char* stacks(unsigned n) {
@@ -197,9 +211,14 @@ void launch(dim3e grid, dim3e block, size_t smem_bytes, Fn fn) {
         bIdx = {x, y, z};
         smem = sm.data();
         block_bar = &bb;
+        // Fibers switch only at barriers, so between two barriers each thread's work runs
+        // in one piece: in thread order in even blocks, in reverse order in odd ones, so that
+        // a missing barrier shows whichever of writer and reader the kernel has wrong.
+        const bool reverse = ++block_serial % 2 == 0;
         for (unsigned live = threads; live > 0;) {
           bool ran = false;
-          for (unsigned i = 0; i < threads; i++) {
+          for (unsigned k = 0; k < threads; k++) {
+            const unsigned i = reverse ? threads - 1 - k : k;
             Fiber& f = fibers[i];
             if (f.done || (f.wait && f.wait->gen == f.wait_gen)) continue;
             tIdx = {i % block.x, i / block.x % block.y, i / (block.x * block.y)};

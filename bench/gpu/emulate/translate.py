@@ -3,6 +3,7 @@
 #       block, smem, stream), [=] { kernel(args); })
 #   extern __shared__ [__align__(n)] T name[];   ->  T* name = reinterpret_cast<T*>(::emu::smem);
 #   the mma.sync inline assembly of attention_flash.cu -> ::emu::mma(c, a, b)
+#   __shared__ T a[n], b;  ->  the same, then ::emu::fresh_shared(&a, sizeof a); ... (below)
 # Usage: translate.py <in.cu> <out.cpp>
 import re, sys
 
@@ -36,5 +37,21 @@ s = re.sub(r'extern __shared__ (?:__align__\(\d+\) )?(\w[\w ]*?) (\w+)\[\];',
            r'\1* \2 = reinterpret_cast<\1*>(::emu::smem);', s)
 s = re.sub(r'asm volatile\(\s*"mma\.sync.*?"r"\(b\[1\]\)\);', '::emu::mma(c, a, b);', s, flags=re.S)
 assert 'asm' not in re.sub(r'//.*', '', s), 'inline assembly left that the emulation cannot run'
+# A static __shared__ declaration (a function-level static in the emulation) is refilled
+# with 0xFF at the first use in each block, like the dynamic shared memory: a kernel that
+# reads shared memory no thread of its block has written sees NaN, not the last block's data.
+def fresh_shared(m):
+    decls, depth, cur = [], 0, ''
+    for ch in m.group(2):
+        depth += {'[': 1, ']': -1}.get(ch, 0)
+        if ch == ',' and depth == 0:
+            decls.append(cur)
+            cur = ''
+        else:
+            cur += ch
+    decls.append(cur)
+    names = [re.match(r'\s*(\w+)', d).group(1) for d in decls]
+    return m.group(0) + ''.join(' ::emu::fresh_shared(&%s, sizeof %s);' % (n, n) for n in names)
+s = re.sub(r'(?<!extern )__shared__ (?:__align__\(\d+\) )?((?:unsigned )?\w+) ([^;]+);', fresh_shared, s)
 s = launches(s)
 open(sys.argv[2], 'w').write('// Generated from %s by bench/gpu/emulate/translate.py\n' % sys.argv[1] + s)
