@@ -51,6 +51,16 @@ ModelConfig gpt2_124m() {
   return c;
 }
 
+// Random weights at GPT-2's scale: LayerNorm weights 1, every other tensor (biases too) N(0, 0.02).
+std::vector<float> gpt2_init(const ParamLayout& layout, Rng& rng) {
+  std::vector<float> params(layout.numel());
+  for (const TensorSpec& t : layout.tensors()) {
+    const bool ln_w = t.name.find("ln") != std::string::npos && t.name.back() == 'w';
+    for (size_t i = 0; i < t.numel; i++) params[t.offset + i] = ln_w ? 1.0f : float(0.02 * rng.normal());
+  }
+  return params;
+}
+
 double peak_bf16(const cudaDeviceProp& p) {
   const std::string n = p.name;
   if (n.find("H100") != std::string::npos || n.find("H200") != std::string::npos ||
@@ -181,12 +191,8 @@ struct TrainRig {
   AdamWConfig opt;
   TrainRig(int B, bool cublaslt) {
     const int T = 1024;
-    std::vector<float> params(layout.numel());
     Rng rng(1);
-    for (const TensorSpec& t : layout.tensors()) {
-      const bool ln_w = t.name.find("ln") != std::string::npos && t.name.back() == 'w';
-      for (size_t i = 0; i < t.numel; i++) params[t.offset + i] = ln_w ? 1.0f : float(0.02 * rng.normal());
-    }
+    const std::vector<float> params = gpt2_init(layout, rng);
     cu::Options o;
     o.cublaslt = cublaslt;
     be = cu::create_backend(cfg, true, o);
@@ -263,12 +269,8 @@ void bench_profile(int B) {
 void bench_generate(int S, int prompt, int new_tokens, bool sampled = false, bool device = false) {
   const ModelConfig cfg = gpt2_124m();
   ParamLayout layout(cfg);
-  std::vector<float> params(layout.numel());
   Rng rng(2);
-  for (const TensorSpec& t : layout.tensors()) {
-    const bool ln_w = t.name.find("ln") != std::string::npos && t.name.back() == 'w';
-    for (size_t i = 0; i < t.numel; i++) params[t.offset + i] = ln_w ? 1.0f : float(0.02 * rng.normal());
-  }
+  const std::vector<float> params = gpt2_init(layout, rng);
   cu::Options o;
   o.sampling = device ? cu::SamplingKind::Device : cu::SamplingKind::Host;
   auto be = cu::create_backend(cfg, false, o);
