@@ -43,7 +43,7 @@ status=0
 for t in test_cuda_kernels test_cuda_model test_cuda_fault; do  # the fault test: its own process
   if timeout 150 "./build-gpu/$t" > "$LOGS/$t.log" 2>&1; then echo "$t: passed"; else
     echo "$t: FAILED"; status=1; fi
-  grep -E "^(ok|FAIL)|passed|failed|skipped|  " "$LOGS/$t.log" | head -n 60 || true
+  grep -E "^(ok|FAIL|skip)|passed|failed|skipped|  " "$LOGS/$t.log" | head -n 60 || true
 done
 
 timeout 200 ./build-gpu/bench_cuda "$BATCH" "$PROMPT" "$NEW" > "$LOGS/bench.log" 2>&1 || {
