@@ -48,8 +48,10 @@ namespace emu {
 
 // ---- fibers ----
 // Saves the callee-saved registers on the current stack, stores its pointer in *save,
-// loads `load` and pops the same registers from there: the System V switch.
-__attribute__((naked, noinline)) inline void switch_stack(void** /*save*/, void* /*load*/) {
+// loads `load` and pops the same registers from there: the System V switch. noipa: the
+// compiler must not infer from the body that the call leaves memory alone (another
+// fiber runs in between and changes the globals below).
+__attribute__((naked, noipa)) inline void switch_stack(void** /*save*/, void* /*load*/) {
   asm volatile(
       "pushq %rbp\n pushq %rbx\n pushq %r12\n pushq %r13\n pushq %r14\n pushq %r15\n"
       "movq %rsp, (%rdi)\n movq %rsi, %rsp\n"
@@ -83,7 +85,10 @@ inline Fiber* current;
 inline void* scheduler_sp;
 inline std::atomic<long> mma_calls{0};
 
-inline void yield() { switch_stack(&current->sp, scheduler_sp); }
+inline void yield() {
+  switch_stack(&current->sp, scheduler_sp);
+  asm volatile("" ::: "memory");  // and reload whatever it kept of them in registers
+}
 inline void release(Barrier& b) {
   b.arrived = 0;
   b.gen++;
