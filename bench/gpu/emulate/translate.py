@@ -1,6 +1,6 @@
 # Rewrites a CUDA source for the host emulation (host/ shim headers + prelude.h):
 #   kernel<<<grid, block, smem, stream>>>(args)  ->  ::emu::launch_kernel(::emu::Config(grid,
-#       block, smem, stream), [=] { kernel(args); })
+#       block, smem, stream), kernel, [=] { kernel(args); })
 #   extern __shared__ [__align__(n)] T name[];   ->  T* name = reinterpret_cast<T*>(::emu::smem);
 #   the mma.sync inline assembly of attention_flash.cu -> ::emu::mma(c, a, b)
 #   __shared__ T a[n], b;  ->  the same, then ::emu::fresh_shared(&a, sizeof a); ... (below)
@@ -29,7 +29,8 @@ def launches(s):
                 break
             q += 1
         out.append(s[i:start])
-        out.append('::emu::launch_kernel(::emu::Config(%s), [=] { %s%s; })' % (cfg, m.group(1), s[p:q + 1]))
+        out.append('::emu::launch_kernel(::emu::Config(%s), reinterpret_cast<const void*>(%s), [=] { %s%s; })'
+                   % (cfg, m.group(1), m.group(1), s[p:q + 1]))
         i = q + 1
 
 s = open(sys.argv[1]).read()

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "../prelude.h"
 
@@ -51,20 +52,37 @@ inline cudaError_t set_error(cudaError_t e) {
   if (e != cudaSuccess) last_error() = e;
   return e;
 }
-// The emulated card: an sm_90 with 4 SMs and 227 KiB of opt-in shared memory per block.
-constexpr size_t kSharedOptin = 227 * 1024;
+// The emulated card: an sm_90 with 4 SMs and, per block, 48 KiB of dynamic shared memory,
+// or up to the opt-in limit (227 KiB; EMU_SHARED_OPTIN=<bytes> emulates another card, such
+// as an A100's 166912) for a kernel whose cudaFuncAttributeMaxDynamicSharedMemorySize was
+// raised, as on a real device.
+constexpr size_t kSharedDefault = 48 * 1024;
+inline size_t shared_optin() {
+  static const size_t v = std::getenv("EMU_SHARED_OPTIN") ? std::strtoull(std::getenv("EMU_SHARED_OPTIN"), nullptr, 10)
+                                                          : size_t(227 * 1024);
+  return v;
+}
+inline std::vector<std::pair<const void*, size_t>>& raised_shared() {  // per kernel
+  static std::vector<std::pair<const void*, size_t>> v;
+  return v;
+}
+inline size_t shared_limit(const void* kernel) {
+  for (auto& [k, n] : raised_shared())
+    if (k == kernel) return n;
+  return kSharedDefault;
+}
 // The launch syntax kernel<<<grid, block, smem, stream>>>(args) becomes
-// emu::launch_kernel(emu::Config(grid, block, smem, stream), [=] { kernel(args); }).
+// emu::launch_kernel(emu::Config(grid, block, smem, stream), kernel, [=] { kernel(args); }).
 struct Config {
   dim3e grid, block;
   size_t smem;
   Config(dim3e g, dim3e b, size_t s = 0, void* = nullptr) : grid(g), block(b), smem(s) {}
 };
 template <typename Fn>
-void launch_kernel(const Config& c, Fn fn) {
+void launch_kernel(const Config& c, const void* kernel, Fn fn) {
   const unsigned long threads = 1ul * c.block.x * c.block.y * c.block.z;
   if (c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 || c.grid.y > 65535 || c.grid.z > 65535 ||
-      threads == 0 || threads > 1024 || c.block.z > 64 || c.smem > kSharedOptin) {
+      threads == 0 || threads > 1024 || c.block.z > 64 || c.smem > shared_limit(kernel)) {
     set_error(cudaErrorInvalidConfiguration);
     return;
   }
@@ -98,7 +116,7 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   std::memset(p, 0, sizeof *p);
   std::strcpy(p->name, "CPU emulation");
   p->totalGlobalMem = size_t(16) << 30;
-  p->sharedMemPerBlock = 48 * 1024, p->sharedMemPerBlockOptin = emu::kSharedOptin;
+  p->sharedMemPerBlock = emu::kSharedDefault, p->sharedMemPerBlockOptin = emu::shared_optin();
   p->major = 9, p->minor = 0, p->multiProcessorCount = 4, p->maxThreadsPerBlock = 1024, p->warpSize = 32;
   return cudaSuccess;
 }
@@ -109,8 +127,13 @@ inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
 }
 inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 template <typename F>
-inline cudaError_t cudaFuncSetAttribute(F*, cudaFuncAttribute, int v) {
-  return size_t(v) <= emu::kSharedOptin ? cudaSuccess : emu::set_error(cudaErrorInvalidValue);
+inline cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute, int v) {
+  if (v < 0 || size_t(v) > emu::shared_optin()) return emu::set_error(cudaErrorInvalidValue);
+  const void* k = reinterpret_cast<const void*>(kernel);
+  for (auto& [q, n] : emu::raised_shared())
+    if (q == k) return n = size_t(v), cudaSuccess;
+  emu::raised_shared().emplace_back(k, size_t(v));
+  return cudaSuccess;
 }
 
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
