@@ -12,8 +12,9 @@
 // The training step uses the attention kernel SCORE_CUDA_ATTENTION selects; with
 // "flash" its keys are train_flash_* and flash_logprobs_ms.
 // Usage: bench_cuda [train_batch=8] [prompt=64] [new_tokens=128] [train|profile]
-//   (a 4th argument "train": the training step and log-probs only; "profile": the
-//   training step's GPU time per kernel, through CUPTI)
+//   (a 4th argument "train": the training step and log-probs only; "profile": the GPU
+//   time per kernel of the training step and of greedy generation at batch 64, through
+//   CUPTI)
 #include <cuda_runtime_api.h>
 
 #include <chrono>
@@ -243,30 +244,28 @@ void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
   std::fflush(stdout);
 }
 
-// Where a training step's GPU time goes: every kernel, memset and copy of `steps` steps
-// after a warm-up, from CUPTI (kernel_profile.h). Prints "PROFILE" lines, longest first:
-// ms per step, share of the GPU time, calls per step, kernel. profile_kernel_ms is the
-// GPU time per step; against train_step_ms it shows how long the GPU waited on the host.
-void bench_profile(int B) {
-  TrainRig rig(B, true);
-  rig.step();
-  const int steps = 3;
-  score_bench::kernel_profile_start();
-  for (int i = 0; i < steps; i++) rig.step();
-  const std::vector<score_bench::KernelTime> table = score_bench::kernel_profile_stop();
+// A CUPTI table per unit of work (`units` training steps, decode steps, ...) taking `wall`
+// seconds: "RESULT <key>_kernel_ms" (GPU time per unit; against the wall time per unit,
+// printed as <key>_wall_ms, it shows how long the GPU waited for the host), then
+// "PROFILE <part>" lines, longest first: ms per unit, share of the GPU time, calls per
+// unit, kernel.
+void print_profile(const char* part, const std::string& key,
+                   const std::vector<score_bench::KernelTime>& table, int units, double wall) {
   double total = 0;
   for (const auto& k : table) total += k.ms;
-  const bool flash = cu::resolve_attention(cu::AttentionKind::Auto) == cu::AttentionKind::Flash;
-  std::printf("RESULT %sprofile_kernel_ms %.1f\n", flash ? "flash_" : "", total / steps);
+  std::printf("RESULT %s_kernel_ms %.3f\n", key.c_str(), total / units);
+  std::printf("RESULT %s_wall_ms %.3f\n", key.c_str(), wall * 1e3 / units);
   for (const auto& k : table)
-    std::printf("PROFILE %8.3f ms %5.1f%% %6.1f calls  %.90s\n", k.ms / steps,
-                total > 0 ? 100 * k.ms / total : 0.0, double(k.calls) / steps, k.name.c_str());
-  std::fflush(stdout);
+    std::printf("PROFILE %s %8.3f ms %5.1f%% %7.1f calls  %.90s\n", part, k.ms / units,
+                total > 0 ? 100 * k.ms / total : 0.0, double(k.calls) / units, k.name.c_str());
 }
 
 // Greedy, or (sampled) temperature 1, top-k 50, top-p 0.95 with the sampler on the host
 // or (device) sample_rows.
-void bench_generate(int S, int prompt, int new_tokens, bool sampled = false, bool device = false) {
+// With `profile`, the timed call runs under CUPTI and its kernels are printed (see
+// bench_profile).
+void bench_generate(int S, int prompt, int new_tokens, bool sampled = false, bool device = false,
+                    bool profile = false) {
   const ModelConfig cfg = gpt2_124m();
   ParamLayout layout(cfg);
   Rng rng(2);
@@ -286,6 +285,7 @@ void bench_generate(int S, int prompt, int new_tokens, bool sampled = false, boo
   GenerateRequest warm = req;
   warm.max_new_tokens = 2;
   be->generate(warm);
+  if (profile) score_bench::kernel_profile_start();
   const double t0 = now();
   const GenerateResult r = be->generate(req);
   const double dt = now() - t0;
@@ -294,7 +294,24 @@ void bench_generate(int S, int prompt, int new_tokens, bool sampled = false, boo
   const std::string k = "gen_b" + std::to_string(S) + (sampled ? device ? "_sampled_device" : "_sampled_host" : "");
   std::printf("RESULT %s_tokens_per_s %.0f\n", k.c_str(), n / dt);
   std::printf("RESULT %s_seconds %.3f\n", k.c_str(), dt);
+  // Per decode step: the prefill is a small part of a call with 128 new tokens.
+  if (profile) print_profile("gen", k + "_step", score_bench::kernel_profile_stop(), new_tokens, dt);
   std::fflush(stdout);
+}
+
+// Where the GPU time goes: every kernel, memset and copy of 3 training steps after a
+// warm-up, then of one greedy generate call at batch 64, from CUPTI (kernel_profile.h).
+void bench_profile(int B, int prompt, int new_tokens) {
+  TrainRig rig(B, true);
+  rig.step();
+  const int steps = 3;
+  score_bench::kernel_profile_start();
+  const double t0 = now();
+  for (int i = 0; i < steps; i++) rig.step();
+  const double dt = now() - t0;
+  const bool flash = cu::resolve_attention(cu::AttentionKind::Auto) == cu::AttentionKind::Flash;
+  print_profile("train", flash ? "flash_train_step" : "train_step", score_bench::kernel_profile_stop(), steps, dt);
+  bench_generate(64, prompt, new_tokens, false, false, true);
 }
 
 }  // namespace
@@ -314,7 +331,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (std::strcmp(only, "profile") == 0) {
-      bench_profile(B);
+      bench_profile(B, prompt, new_tokens);
       return 0;
     }
     bench_gemm();

@@ -7,8 +7,8 @@
 #   3. runs bench_cuda and the PyTorch peer (torch_peer.py) on the same card, then the
 #      gpt2 training step once more with SCORE_CUDA_ATTENTION=flash (the fused attention
 #      of attention_flash.cu; rows train_flash_*, beside the default materialising one);
-#   4. profiles the training step per kernel through CUPTI (bench_cuda_profile, when the
-#      toolkit has CUPTI; both attention kernels), and prints the top kernels;
+#   4. profiles the training step (both attention kernels) and greedy generation per kernel
+#      through CUPTI (bench_cuda_profile, when the toolkit has CUPTI), prints the top kernels;
 #   5. prints a short table LAST.
 # Logs go to $OUT (or /tmp/score-gpu-check). Usage: bash bench/gpu/check.sh [train_batch]
 set -euo pipefail
@@ -60,11 +60,14 @@ if [[ -x ./build-gpu/bench_cuda_profile ]]; then
     { echo "profile failed:"; tail -n 5 "$LOGS/profile.log"; }
   SCORE_CUDA_ATTENTION=flash timeout 90 ./build-gpu/bench_cuda_profile "$BATCH" "$PROMPT" "$NEW" profile \
     > "$LOGS/profile_flash.log" 2>&1 || { echo "profile (flash) failed:"; tail -n 5 "$LOGS/profile_flash.log"; }
-  for f in profile profile_flash; do
-    grep -q "^PROFILE" "$LOGS/$f.log" 2>/dev/null || continue
-    echo; echo "$f: GPU time per training step by kernel (ms, share, calls), top 14"
-    grep "^PROFILE" "$LOGS/$f.log" | head -n 14 | cut -c9- || true
-  done
+  show() {  # $1 log, $2 part, $3 what, $4 lines
+    grep -q "^PROFILE $2 " "$LOGS/$1.log" 2>/dev/null || return 0
+    echo; echo "$1: GPU time per $3 by kernel (ms, share, calls), top $4"
+    grep "^PROFILE $2 " "$LOGS/$1.log" | head -n "$4" | cut -d' ' -f3- || true
+  }
+  show profile train "training step" 14
+  show profile_flash train "training step" 14
+  show profile gen "decode step (greedy, batch 64)" 10
 fi
 
 git rev-parse --short HEAD 2>/dev/null > "$LOGS/commit.txt" || echo unknown > "$LOGS/commit.txt"
