@@ -52,3 +52,10 @@ std::unique_ptr<Backend> create_backend(const ModelConfig& cfg, bool trainable, 
 std::string describe_device(int index);
 
 }  // namespace score::cuda
+
+// The library's C entry points, found with dlsym by native/core/backend_loader.cpp (and
+// linked directly by the CUDA tests). They never throw: nullptr / false, with the reason
+// in `err` / `out`, when the device cannot be used.
+extern "C" score::Backend* score_cuda_create_backend(const score::ModelConfig* cfg, bool trainable,
+                                                     char* err, size_t errlen);
+extern "C" bool score_cuda_describe_device(int index, char* out, size_t outlen);

@@ -20,12 +20,11 @@ int main() {
 #include <memory>
 #include <vector>
 
+#include "cuda/backend.h"
 #include "cuda/kernels.h"
 #include "model_util.h"
 #include "score/backend.h"
 #include "score/errors.h"
-
-extern "C" score::Backend* score_cuda_create_backend(const score::ModelConfig*, bool, char*, size_t);
 
 using namespace score;
 

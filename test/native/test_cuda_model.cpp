@@ -35,9 +35,6 @@ int main() {
 #include "score/backend.h"
 #include "score/errors.h"
 
-extern "C" score::Backend* score_cuda_create_backend(const score::ModelConfig*, bool, char*, size_t);
-extern "C" bool score_cuda_describe_device(int, char*, size_t);
-
 using namespace score;
 using namespace score_test;
 
