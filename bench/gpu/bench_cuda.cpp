@@ -324,6 +324,10 @@ int main(int argc, char** argv) {
   const int prompt = argc > 2 ? std::atoi(argv[2]) : 64;
   const int new_tokens = argc > 3 ? std::atoi(argv[3]) : 128;
   const char* only = argc > 4 ? argv[4] : "";
+  if (*only && std::strcmp(only, "train") != 0 && std::strcmp(only, "profile") != 0) {
+    std::fprintf(stderr, "bench_cuda: unknown part '%s' (expected train or profile)\n", only);
+    return 2;
+  }
   try {
     std::printf("device: %s\n", cu::describe_device(0).c_str());
     cudaDeviceProp prop;
