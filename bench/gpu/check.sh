@@ -10,11 +10,15 @@
 #   4. profiles the training step (both attention kernels) and greedy generation per kernel
 #      through CUPTI (bench_cuda_profile, when the toolkit has CUPTI), prints the top kernels;
 #   5. prints a short table LAST.
-# Logs go to $OUT (or /tmp/score-gpu-check). Usage: bash bench/gpu/check.sh [train_batch]
+# Logs go to /tmp/score-gpu-check (or $SCORE_GPU_LOGS); where $OUT is set (the device tool
+# brings back at most 8 files from it) they are also packed into $OUT/gpu-logs.tar.gz.
+# Usage: bash bench/gpu/check.sh [train_batch]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-LOGS=${OUT:-/tmp/score-gpu-check}
+LOGS=${SCORE_GPU_LOGS:-/tmp/score-gpu-check}
 mkdir -p "$LOGS"
+pack() { [[ -n "${OUT:-}" ]] && tar czf "$OUT/gpu-logs.tar.gz" -C "$LOGS" . || true; }
+trap pack EXIT
 BATCH=${1:-8}
 PROMPT=64
 NEW=128
@@ -45,6 +49,12 @@ for t in test_cuda_kernels test_cuda_model test_cuda_fault; do  # the fault test
     echo "$t: FAILED"; status=1; fi
   grep -E "^(ok|FAIL|skip)|passed|failed|skipped|  " "$LOGS/$t.log" | head -n 60 || true
 done
+# The model tests once more with the opt-in kernels as the defaults (fused attention, device
+# sampler): they become the defaults only after this has passed on a GPU.
+if SCORE_CUDA_ATTENTION=flash SCORE_CUDA_SAMPLING=device timeout 150 ./build-gpu/test_cuda_model \
+    > "$LOGS/test_cuda_model_optin.log" 2>&1; then echo "test_cuda_model (flash, device sampling): passed"
+else echo "test_cuda_model (flash, device sampling): FAILED"; status=1; fi
+grep -E "^(FAIL|skip)|passed|failed" "$LOGS/test_cuda_model_optin.log" | head -n 30 || true
 
 timeout 200 ./build-gpu/bench_cuda "$BATCH" "$PROMPT" "$NEW" > "$LOGS/bench.log" 2>&1 || {
   echo "bench_cuda failed"; tail -n 20 "$LOGS/bench.log"; status=1; }
@@ -70,7 +80,7 @@ if [[ -x ./build-gpu/bench_cuda_profile ]]; then
   show profile gen "decode step (greedy, batch 64)" 10
 fi
 
-git rev-parse --short HEAD 2>/dev/null > "$LOGS/commit.txt" || echo unknown > "$LOGS/commit.txt"
+git rev-parse --short HEAD 2>/dev/null > "$LOGS/commit.txt" || echo "${SCORE_COMMIT:-unknown}" > "$LOGS/commit.txt"  # the device copy has no .git
 python3 - "$LOGS" <<'PY'
 import sys, pathlib
 d = pathlib.Path(sys.argv[1])
