@@ -392,6 +392,7 @@ TEST(flash_attention_fp32) {
   check_flash(1, 67, 2, 2, 64, fp, 1e-5, 1e-4);   // the presets' head size
   check_flash(1, 67, 4, 2, 128, fp, 1e-5, 1e-4);  // the largest supported head
   check_flash(1, 1, 2, 1, 16, fp, 1e-5, 1e-4);    // T = 1: one key, softmax = 1
+  check_flash(1, 41, 3, 1, 7, fp, 1e-5, 1e-4);    // hd 7: rows staged without 16-byte loads
 }
 // bf16 operands (q, k, v, dout, and P, dS where they feed a product) with float32
 // accumulation: the same error budget as the materialising bf16 test (scores err
@@ -404,6 +405,7 @@ TEST(flash_attention_bf16) {
   check_flash(1, 97, 2, 1, 128, bf, 3e-2, 3e-2);  // hd 128
   check_flash(2, 50, 2, 2, 80, bf, 3e-2, 3e-2);   // hd 80 padded to 128, one partial tile
   check_flash(1, 1, 2, 1, 16, bf, 3e-2, 3e-2);    // T = 1
+  check_flash(2, 66, 2, 2, 18, bf, 3e-2, 3e-2);   // hd 18: rows staged without 16-byte loads
 }
 TEST(flash_attention_rejects_large_heads) {
   CHECK(cu::flash_attention_supported(128) && !cu::flash_attention_supported(129));

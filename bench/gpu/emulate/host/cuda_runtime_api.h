@@ -12,8 +12,11 @@
 #include "../prelude.h"
 
 typedef dim3e dim3;
-struct float2 { float x, y; };
-struct float4 { float x, y, z, w; };
+// Vector types with CUDA's alignment (a misaligned vector access faults on a device;
+// here it does not, so only the types' layout is emulated).
+struct alignas(8) float2 { float x, y; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) uint2 { unsigned x, y; };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
 enum cudaError_t {
