@@ -9,8 +9,9 @@
 //    at batch 64 with the host sampler and with the device sampler;
 //  - attention alone at the training step's shape (8 x 1024, 12 heads of 64), bf16:
 //    the materialising kernel (attention.cu) and the fused one (attention_flash.cu).
-// The training step uses the attention kernel SCORE_CUDA_ATTENTION selects; with
-// "flash" its keys are train_flash_* and flash_logprobs_ms.
+// The training step uses the attention kernel SCORE_CUDA_ATTENTION selects (flash by
+// default); with "materialising" its keys are train_materialising_* and
+// materialising_logprobs_ms.
 // Usage: bench_cuda [train_batch=8] [prompt=64] [new_tokens=128] [train|profile]
 //   (a 4th argument "train": the training step and log-probs only; "profile": the GPU
 //   time per kernel of the training step and of greedy generation at batch 64, through
@@ -213,8 +214,8 @@ struct TrainRig {
 };
 
 void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
-  const bool flash = cu::resolve_attention(cu::AttentionKind::Auto) == cu::AttentionKind::Flash;
-  const std::string p = std::string(cublaslt ? "train_" : "train_ownk_") + (flash ? "flash_" : "");
+  const bool mat = cu::resolve_attention(cu::AttentionKind::Auto) == cu::AttentionKind::Materialising;
+  const std::string p = std::string(cublaslt ? "train_" : "train_ownk_") + (mat ? "materialising_" : "");
   TrainRig rig(B, cublaslt);
   const ModelConfig& cfg = rig.cfg;
   const int T = 1024;
@@ -231,7 +232,7 @@ void bench_train(const cudaDeviceProp& prop, int B, bool cublaslt) {
   be->logprobs(batch, lp.data(), ent.data());
   const double t1 = now();
   for (int i = 0; i < 3; i++) be->logprobs(batch, lp.data(), ent.data());
-  std::printf("RESULT %s%slogprobs_ms %.1f\n", cublaslt ? "" : "ownk_", flash ? "flash_" : "",
+  std::printf("RESULT %s%slogprobs_ms %.1f\n", cublaslt ? "" : "ownk_", mat ? "materialising_" : "",
               (now() - t1) / 3 * 1e3);
   const double flops_per_token = 6.0 * rig.layout.numel() + 12.0 * cfg.n_layer * T * cfg.d_model;
   const double peak = peak_bf16(prop);
@@ -310,11 +311,11 @@ void bench_profile(int B, int prompt, int new_tokens) {
   const double t0 = now();
   for (int i = 0; i < steps; i++) rig.step();
   const double dt = now() - t0;
-  const bool flash = cu::resolve_attention(cu::AttentionKind::Auto) == cu::AttentionKind::Flash;
-  print_profile("train", flash ? "flash_train_step" : "train_step", score_bench::kernel_profile_stop(), steps, dt);
+  const bool mat = cu::resolve_attention(cu::AttentionKind::Auto) == cu::AttentionKind::Materialising;
+  print_profile("train", mat ? "materialising_train_step" : "train_step", score_bench::kernel_profile_stop(), steps, dt);
   // Generation has its own KV-cache attention whichever kernel trains: profiled once, in
   // the default run (check.sh runs this mode once per attention kernel).
-  if (!flash) bench_generate(64, prompt, new_tokens, false, false, true);
+  if (!mat) bench_generate(64, prompt, new_tokens, false, false, true);
 }
 
 }  // namespace

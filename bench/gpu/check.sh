@@ -5,8 +5,8 @@
 #   2. runs the CUDA tests (kernels vs CPU twins, whole model vs the CPU backend, the
 #      refusal after a provoked device fault);
 #   3. runs bench_cuda and the PyTorch peer (torch_peer.py) on the same card, then the
-#      gpt2 training step once more with SCORE_CUDA_ATTENTION=flash (the fused attention
-#      of attention_flash.cu; rows train_flash_*, beside the default materialising one);
+#      gpt2 training step once more with SCORE_CUDA_ATTENTION=materialising (the reference
+#      attention of attention.cu; rows train_materialising_*, beside the default fused one);
 #   4. profiles the training step (both attention kernels) and greedy generation per kernel
 #      through CUPTI (bench_cuda_profile, when the toolkit has CUPTI), prints the top kernels;
 #   5. prints a short table LAST.
@@ -49,18 +49,18 @@ for t in test_cuda_kernels test_cuda_model test_cuda_fault; do  # the fault test
     echo "$t: FAILED"; status=1; fi
   grep -E "^(ok|FAIL|skip)|passed|failed|skipped|  " "$LOGS/$t.log" | head -n 60 || true
 done
-# The model tests once more with the opt-in kernels as the defaults (fused attention, device
-# sampler): they become the defaults only after this has passed on a GPU.
-if SCORE_CUDA_ATTENTION=flash SCORE_CUDA_SAMPLING=device timeout 150 ./build-gpu/test_cuda_model \
-    > "$LOGS/test_cuda_model_optin.log" 2>&1; then echo "test_cuda_model (flash, device sampling): passed"
-else echo "test_cuda_model (flash, device sampling): FAILED"; status=1; fi
-grep -E "^(FAIL|skip)|passed|failed" "$LOGS/test_cuda_model_optin.log" | head -n 30 || true
+# The model tests once more with the reference kernels as the defaults (materialising
+# attention, host sampler).
+if SCORE_CUDA_ATTENTION=materialising SCORE_CUDA_SAMPLING=host timeout 150 ./build-gpu/test_cuda_model \
+    > "$LOGS/test_cuda_model_reference.log" 2>&1; then echo "test_cuda_model (materialising, host sampling): passed"
+else echo "test_cuda_model (materialising, host sampling): FAILED"; status=1; fi
+grep -E "^(FAIL|skip)|passed|failed" "$LOGS/test_cuda_model_reference.log" | head -n 30 || true
 
 timeout 200 ./build-gpu/bench_cuda "$BATCH" "$PROMPT" "$NEW" > "$LOGS/bench.log" 2>&1 || {
   echo "bench_cuda failed"; tail -n 20 "$LOGS/bench.log"; status=1; }
-# The same training step with the fused attention (opt-in until it has passed on a GPU).
-SCORE_CUDA_ATTENTION=flash timeout 120 ./build-gpu/bench_cuda "$BATCH" "$PROMPT" "$NEW" train \
-  > "$LOGS/bench_flash.log" 2>&1 || { echo "bench_cuda (flash attention) failed"; tail -n 20 "$LOGS/bench_flash.log"; status=1; }
+# The same training step with the reference attention.
+SCORE_CUDA_ATTENTION=materialising timeout 120 ./build-gpu/bench_cuda "$BATCH" "$PROMPT" "$NEW" train \
+  > "$LOGS/bench_materialising.log" 2>&1 || { echo "bench_cuda (materialising attention) failed"; tail -n 20 "$LOGS/bench_materialising.log"; status=1; }
 timeout 200 python3 bench/gpu/torch_peer.py "$BATCH" "$PROMPT" "$NEW" > "$LOGS/torch.log" 2>&1 || {
   echo "torch_peer failed"; tail -n 20 "$LOGS/torch.log"; status=1; }
 
@@ -68,15 +68,15 @@ timeout 200 python3 bench/gpu/torch_peer.py "$BATCH" "$PROMPT" "$NEW" > "$LOGS/t
 if [[ -x ./build-gpu/bench_cuda_profile ]]; then
   timeout 90 ./build-gpu/bench_cuda_profile "$BATCH" "$PROMPT" "$NEW" profile > "$LOGS/profile.log" 2>&1 ||
     { echo "profile failed:"; tail -n 5 "$LOGS/profile.log"; }
-  SCORE_CUDA_ATTENTION=flash timeout 90 ./build-gpu/bench_cuda_profile "$BATCH" "$PROMPT" "$NEW" profile \
-    > "$LOGS/profile_flash.log" 2>&1 || { echo "profile (flash) failed:"; tail -n 5 "$LOGS/profile_flash.log"; }
+  SCORE_CUDA_ATTENTION=materialising timeout 90 ./build-gpu/bench_cuda_profile "$BATCH" "$PROMPT" "$NEW" profile \
+    > "$LOGS/profile_materialising.log" 2>&1 || { echo "profile (materialising) failed:"; tail -n 5 "$LOGS/profile_materialising.log"; }
   show() {  # $1 log, $2 part, $3 what, $4 lines
     grep -q "^PROFILE $2 " "$LOGS/$1.log" 2>/dev/null || return 0
     echo; echo "$1: GPU time per $3 by kernel (ms, share, calls), top $4"
     grep "^PROFILE $2 " "$LOGS/$1.log" | head -n "$4" | cut -d' ' -f3- || true
   }
   show profile train "training step" 14
-  show profile_flash train "training step" 14
+  show profile_materialising train "training step" 8
   show profile gen "decode step (greedy, batch 64)" 10
 fi
 
@@ -94,7 +94,7 @@ def read(f):
                 r[k.removeprefix("torch_")] = v
     return r
 ours, torch = read("bench.log"), read("torch.log")
-for extra in ("bench_flash.log", "profile.log", "profile_flash.log"):
+for extra in ("bench_materialising.log", "profile.log", "profile_materialising.log"):
     ours.update({k: v for k, v in read(extra).items() if k not in ours})
 gpu = (d / "gpu.txt").read_text().strip() if (d / "gpu.txt").exists() else "?"
 rows = [k for k in ours if k.endswith(("tflops", "tokens_per_s", "mfu_percent", "_ms")) and k != "peak_bf16_tflops"]
@@ -104,7 +104,7 @@ print("ratio = score-rl speed / pytorch speed (above 1: score-rl is faster); _lt
 print(f"| {'metric':42} | {'score-rl':>10} | {'pytorch':>10} | {'ratio':>6} |")
 print(f"|{'-' * 44}|{'-' * 12}|{'-' * 12}|{'-' * 8}|")
 for k in rows:
-    a, b = ours.get(k), torch.get(k, torch.get(k.replace("flash_", "")))  # flash rows vs the same peer row
+    a, b = ours.get(k), torch.get(k, torch.get(k.replace("materialising_", "")))  # vs the same peer row
     ratio = ""
     try:
         x, y = float(a), float(b)

@@ -827,20 +827,20 @@ AttentionKind resolve_attention(AttentionKind requested) {
   if (requested != AttentionKind::Auto) return requested;
   const char* env = std::getenv("SCORE_CUDA_ATTENTION");
   const std::string v = env ? env : "";
-  if (v.empty() || v == "materialising") return AttentionKind::Materialising;
-  if (v == "flash") return AttentionKind::Flash;
+  if (v.empty() || v == "flash") return AttentionKind::Flash;
+  if (v == "materialising") return AttentionKind::Materialising;
   throw Error(ErrorCode::InvalidArgument, "SCORE_CUDA_ATTENTION='" + v +
-                                              "': expected 'flash' or 'materialising' (the default)");
+                                              "': expected 'flash' (the default) or 'materialising'");
 }
 
 SamplingKind resolve_sampling(SamplingKind requested) {
   if (requested != SamplingKind::Auto) return requested;
   const char* env = std::getenv("SCORE_CUDA_SAMPLING");
   const std::string v = env ? env : "";
-  if (v.empty() || v == "host") return SamplingKind::Host;
-  if (v == "device") return SamplingKind::Device;
+  if (v.empty() || v == "device") return SamplingKind::Device;
+  if (v == "host") return SamplingKind::Host;
   throw Error(ErrorCode::InvalidArgument,
-              "SCORE_CUDA_SAMPLING='" + v + "': expected 'device' or 'host' (the default)");
+              "SCORE_CUDA_SAMPLING='" + v + "': expected 'device' (the default) or 'host'");
 }
 
 std::string describe_device(int index) {

@@ -12,18 +12,19 @@ namespace score::cuda {
 // Which attention kernel the model's training and scoring passes use (generation has its
 // own KV-cache kernel either way).
 enum class AttentionKind {
-  Auto,           // from the environment: SCORE_CUDA_ATTENTION=flash, else Materialising
-  Materialising,  // attention.cu: (B, H, T, T) probabilities kept (the reference; default)
-  Flash,          // attention_flash.cu: fused, (B, H, T) saved; head_dim <= 128, else
-                  // the materialising kernel is used
+  Auto,           // from the environment: SCORE_CUDA_ATTENTION=materialising, else Flash
+  Materialising,  // attention.cu: (B, H, T, T) probabilities kept (the reference)
+  Flash,          // attention_flash.cu: fused, (B, H, T) saved (the default); head_dim
+                  // <= 128, else the materialising kernel is used
 };
 
 // Where stochastic sampling (temperature > 0) runs during generate (greedy is always on
 // the device).
 enum class SamplingKind {
-  Auto,    // from the environment: SCORE_CUDA_SAMPLING=device, else Host
-  Host,    // the step's logits copied to the host, cpu::sample_row (the default)
-  Device,  // sampling.cu's sample_rows; the host draws the same uniforms from the same streams
+  Auto,    // from the environment: SCORE_CUDA_SAMPLING=host, else Device
+  Host,    // the step's logits copied to the host, cpu::sample_row (the reference)
+  Device,  // sampling.cu's sample_rows (the default); the host draws the same uniforms
+           // from the same streams, so both give the same tokens
 };
 
 struct Options {
@@ -38,10 +39,10 @@ struct Options {
   SamplingKind sampling = SamplingKind::Auto;
 };
 
-// Auto resolved: SCORE_CUDA_ATTENTION unset, empty or "materialising" -> Materialising,
-// "flash" -> Flash; any other value throws InvalidArgument naming the accepted ones.
+// Auto resolved: SCORE_CUDA_ATTENTION unset, empty or "flash" -> Flash, "materialising"
+// -> Materialising; any other value throws InvalidArgument naming the accepted ones.
 AttentionKind resolve_attention(AttentionKind requested);
-// Auto resolved: SCORE_CUDA_SAMPLING unset, empty or "host" -> Host, "device" -> Device;
+// Auto resolved: SCORE_CUDA_SAMPLING unset, empty or "device" -> Device, "host" -> Host;
 // any other value throws InvalidArgument.
 SamplingKind resolve_sampling(SamplingKind requested);
 

@@ -304,8 +304,8 @@ static bool check_attention_switch() {
     if (env) setenv("SCORE_CUDA_ATTENTION", env, 1); else unsetenv("SCORE_CUDA_ATTENTION");
     ok = ok && cuda::resolve_attention(cuda::AttentionKind::Auto) == want;
   };
-  expect(nullptr, cuda::AttentionKind::Materialising);
-  expect("", cuda::AttentionKind::Materialising);
+  expect(nullptr, cuda::AttentionKind::Flash);
+  expect("", cuda::AttentionKind::Flash);
   expect("materialising", cuda::AttentionKind::Materialising);
   expect("flash", cuda::AttentionKind::Flash);
   ok = ok && cuda::resolve_attention(cuda::AttentionKind::Materialising) == cuda::AttentionKind::Materialising;
@@ -321,6 +321,8 @@ static bool check_attention_switch() {
   const char* saved_s = std::getenv("SCORE_CUDA_SAMPLING");
   const std::string keep_s = saved_s ? saved_s : "";
   unsetenv("SCORE_CUDA_SAMPLING");
+  ok = ok && cuda::resolve_sampling(cuda::SamplingKind::Auto) == cuda::SamplingKind::Device;
+  setenv("SCORE_CUDA_SAMPLING", "host", 1);
   ok = ok && cuda::resolve_sampling(cuda::SamplingKind::Auto) == cuda::SamplingKind::Host;
   setenv("SCORE_CUDA_SAMPLING", "device", 1);
   ok = ok && cuda::resolve_sampling(cuda::SamplingKind::Auto) == cuda::SamplingKind::Device;
