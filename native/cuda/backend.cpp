@@ -80,6 +80,7 @@ class CudaBackend final : public Backend {
   void set_params(const float* host) override {
     guarded([&] {
       upload(params_.get(), host, layout_.numel(), stream_);
+      params16_stale_ = true;
       sync();
     });
   }
@@ -201,6 +202,7 @@ class CudaBackend final : public Backend {
                      v_.get() + t.offset, t.numel, opt.lr, opt.beta1, opt.beta2, opt.eps,
                      t.decay ? opt.weight_decay : 0.0f, static_cast<int>(step_),
                      static_cast<float>(st.clip_scale), stream_);
+      params16_stale_ = true;
       zero_grads_async();
       sync();
       st.step = step_;
@@ -255,7 +257,7 @@ class CudaBackend final : public Backend {
 
   MemoryUse memory_use() const override {
     MemoryUse u;
-    u.params = params_.bytes();
+    u.params = params_.bytes() + params16_.bytes();  // with the bf16 copy (cuBLASLt)
     u.grads = grads_.bytes();
     u.optimizer = m_.bytes() + v_.bytes();
     u.activations = acts_.bytes();
@@ -291,6 +293,18 @@ class CudaBackend final : public Backend {
     if (grads_.get()) SCORE_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
   }
   const float* P(size_t off) const { return off == ParamLayout::kNone ? nullptr : params_.get() + off; }
+  // The bf16 copy of a weight, for cuBLASLt (null without cuBLASLt: every product reads
+  // float32). The whole copy is converted on first use after the parameters changed
+  // (construction, set_params, an optimizer step): 2 bytes a parameter, ~0.2 ms at 124M.
+  const uint16_t* W16(size_t off) {
+    if (!lt_ || off == ParamLayout::kNone) return nullptr;
+    if (params16_stale_) {
+      const int64_t n = static_cast<int64_t>(layout_.numel());
+      to_bf16(params16_.ensure(layout_.numel()), params_.get(), 1, n, n, stream_);
+      params16_stale_ = false;
+    }
+    return params16_.get() + off;
+  }
   float* G(size_t off) { return off == ParamLayout::kNone ? nullptr : grads_.get() + off; }
 
   // ---- batch preparation: positions, and the rows that have a target ----
@@ -396,24 +410,30 @@ class CudaBackend final : public Backend {
         layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, P(o.ln1_w), P(o.ln1_b), N, C, eps, s);
       else
         rmsnorm_forward(a.ln1, a.ln1_rstd, a.x, P(o.ln1_w), N, C, eps, s);
-      matmul_forward(a.qkv, a.ln1, P(o.qkv_w), P(o.qkv_b), N, C, QKV, pr, s, lt_.get());
+      matmul_forward(a.qkv, a.ln1, P(o.qkv_w), P(o.qkv_b), N, C, QKV, pr, s,
+                     lt_.get(), 0, W16(o.qkv_w));
       if (!gpt2) rope_forward(a.qkv, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
       if (flash_)
         flash_attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
       else
         attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
-      matmul_forward(a.xmid, a.atty, P(o.attn_o_w), P(o.attn_o_b), N, Q, C, pr, s, lt_.get());
+      matmul_forward(a.xmid, a.atty, P(o.attn_o_w), P(o.attn_o_b), N, Q, C, pr, s,
+                     lt_.get(), 0, W16(o.attn_o_w));
       add_inplace(a.xmid, a.x, static_cast<size_t>(N) * C, s);
       if (gpt2) {
         layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, P(o.ln2_w), P(o.ln2_b), N, C, eps, s);
-        matmul_forward(a.h, a.ln2, P(o.fc_w), P(o.fc_b), N, C, Fd, pr, s, lt_.get());
+        matmul_forward(a.h, a.ln2, P(o.fc_w), P(o.fc_b), N, C, Fd, pr, s,
+                       lt_.get(), 0, W16(o.fc_w));
         gelu_forward(a.act, a.h, static_cast<size_t>(N) * Fd, s);
-        matmul_forward(xout, a.act, P(o.proj_w), P(o.proj_b), N, Fd, C, pr, s, lt_.get());
+        matmul_forward(xout, a.act, P(o.proj_w), P(o.proj_b), N, Fd, C, pr, s,
+                       lt_.get(), 0, W16(o.proj_w));
       } else {
         rmsnorm_forward(a.ln2, a.ln2_rstd, a.xmid, P(o.ln2_w), N, C, eps, s);
-        matmul_forward(a.h, a.ln2, P(o.gate_up_w), nullptr, N, C, 2 * Fd, pr, s, lt_.get());
+        matmul_forward(a.h, a.ln2, P(o.gate_up_w), nullptr, N, C, 2 * Fd, pr, s,
+                       lt_.get(), 0, W16(o.gate_up_w));
         swiglu_forward(a.act, a.h, N, Fd, s);
-        matmul_forward(xout, a.act, P(o.down_w), nullptr, N, Fd, C, pr, s, lt_.get());
+        matmul_forward(xout, a.act, P(o.down_w), nullptr, N, Fd, C, pr, s,
+                       lt_.get(), 0, W16(o.down_w));
       }
       add_inplace(xout, a.xmid, static_cast<size_t>(N) * C, s);
     }
@@ -449,31 +469,35 @@ class CudaBackend final : public Backend {
       zero(dln_, NC);
       if (gpt2) {
         zero(dh_, static_cast<size_t>(N) * Fd);
-        matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s, lt_.get());
+        matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s,
+                        lt_.get(), 0, W16(o.proj_w));
         gelu_backward(dh_, a.h, dact_, static_cast<size_t>(N) * Fd, s);
-        matmul_backward(dln_, G(o.fc_w), G(o.fc_b), dh_, a.ln2, P(o.fc_w), N, C, Fd, pr, s, lt_.get());
+        matmul_backward(dln_, G(o.fc_w), G(o.fc_b), dh_, a.ln2, P(o.fc_w), N, C, Fd, pr, s,
+                        lt_.get(), 0, W16(o.fc_w));
         layernorm_backward(dres_, G(o.ln2_w), G(o.ln2_b), dln_, a.xmid, P(o.ln2_w), a.ln2_mean,
                            a.ln2_rstd, N, C, s);
       } else {
         zero(dh_, static_cast<size_t>(N) * 2 * Fd);
-        matmul_backward(dact_, G(o.down_w), nullptr, dres_, a.act, P(o.down_w), N, Fd, C, pr, s, lt_.get());
+        matmul_backward(dact_, G(o.down_w), nullptr, dres_, a.act, P(o.down_w), N, Fd, C, pr, s,
+                        lt_.get(), 0, W16(o.down_w));
         swiglu_backward(dh_, a.h, dact_, N, Fd, s);
         matmul_backward(dln_, G(o.gate_up_w), nullptr, dh_, a.ln2, P(o.gate_up_w), N, C, 2 * Fd,
-                        pr, s, lt_.get());
+                        pr, s, lt_.get(), 0, W16(o.gate_up_w));
         rmsnorm_backward(dres_, G(o.ln2_w), dln_, a.xmid, P(o.ln2_w), a.ln2_rstd, N, C, s);
       }
       zero(datty_, static_cast<size_t>(N) * Q);
       zero(dqkv_, static_cast<size_t>(N) * QKV);
       zero(dln_, NC);
       matmul_backward(datty_, G(o.attn_o_w), G(o.attn_o_b), dres_, a.atty, P(o.attn_o_w), N, Q, C,
-                      pr, s, lt_.get());
+                      pr, s, lt_.get(), 0, W16(o.attn_o_w));
       if (flash_)  // a.att holds lse; a.atty (the forward's output) gives delta
         flash_attention_backward(dqkv_, datt_, datty_, a.qkv, a.atty, a.att, B, T, H, KVH, hd, pr, s);
       else
         attention_backward(dqkv_, datt_, datty_, a.qkv, a.att, B, T, H, KVH, hd, pr, s);
       if (!gpt2)
         rope_backward(dqkv_, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
-      matmul_backward(dln_, G(o.qkv_w), G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C, QKV, pr, s, lt_.get());
+      matmul_backward(dln_, G(o.qkv_w), G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C, QKV, pr, s,
+                      lt_.get(), 0, W16(o.qkv_w));
       if (gpt2)
         layernorm_backward(dres_, G(o.ln1_w), G(o.ln1_b), dln_, a.x, P(o.ln1_w), a.ln1_mean,
                            a.ln1_rstd, N, C, s);
@@ -500,10 +524,11 @@ class CudaBackend final : public Backend {
     float* h = chunk_h_.ensure(static_cast<size_t>(chunk) * C);
     float* dh = loss ? chunk_dh_.ensure(static_cast<size_t>(chunk) * C) : nullptr;
     const float* wlm = P(layout_.lm_head_w);
+    const uint16_t* wlm16 = W16(layout_.lm_head_w);
     for (size_t r0 = 0; r0 < total; r0 += chunk) {
       const int m = static_cast<int>(std::min<size_t>(chunk, total - r0));
       gather_rows(h, hidden, d_rows_ + r0, m, C, stream_);
-      matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_, lt_.get(), ld);
+      matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_, lt_.get(), ld, wlm16);
       ClassifierRowOut out;
       out.logp = row_logp_.get() + r0;
       out.entropy = entropy ? row_ent_.get() + r0 : nullptr;
@@ -518,7 +543,7 @@ class CudaBackend final : public Backend {
       SCORE_CUDA_CHECK(cudaMemsetAsync(dh, 0, sizeof(float) * m * C, stream_));
       // dh (m, C) += dlogits @ wlm;  dwlm (V, C) += dlogits^T @ h
       matmul_backward(dh, G(layout_.lm_head_w), nullptr, logits, h, wlm, m, C, V, opt_.matmul,
-                      stream_, lt_.get(), ld);
+                      stream_, lt_.get(), ld, wlm16);
       scatter_add_rows(dhidden, dh, d_rows_ + r0, m, C, stream_);
     }
   }
@@ -557,22 +582,27 @@ class CudaBackend final : public Backend {
         layernorm_forward(d.ln, d.mean, d.rstd, d.x, P(o.ln1_w), P(o.ln1_b), n, C, eps, s);
       else
         rmsnorm_forward(d.ln, d.rstd, d.x, P(o.ln1_w), n, C, eps, s);
-      matmul_forward(d.qkv, d.ln, P(o.qkv_w), P(o.qkv_b), n, C, QKV, pr, s, lt_.get());
+      matmul_forward(d.qkv, d.ln, P(o.qkv_w), P(o.qkv_b), n, C, QKV, pr, s,
+                     lt_.get(), 0, W16(o.qkv_w));
       if (!gpt2) rope_forward(d.qkv, pos, rope_cos_.get(), rope_sin_.get(), n, QKV, H, KVH, hd, s);
       kv_store(kc, vc, d.qkv, slot, pos, n, QKV, H, KVH, hd, len, s);
       attention_cached_forward(d.atty, d.qkv, kc, vc, slot, pos, n, QKV, H, KVH, hd, len, s);
-      matmul_forward(d.xmid, d.atty, P(o.attn_o_w), P(o.attn_o_b), n, Q, C, pr, s, lt_.get());
+      matmul_forward(d.xmid, d.atty, P(o.attn_o_w), P(o.attn_o_b), n, Q, C, pr, s,
+                     lt_.get(), 0, W16(o.attn_o_w));
       add_inplace(d.xmid, d.x, N * C, s);
       if (gpt2) {
         layernorm_forward(d.ln, d.mean, d.rstd, d.xmid, P(o.ln2_w), P(o.ln2_b), n, C, eps, s);
-        matmul_forward(d.h, d.ln, P(o.fc_w), P(o.fc_b), n, C, Fd, pr, s, lt_.get());
+        matmul_forward(d.h, d.ln, P(o.fc_w), P(o.fc_b), n, C, Fd, pr, s, lt_.get(), 0, W16(o.fc_w));
         gelu_forward(d.act, d.h, N * Fd, s);
-        matmul_forward(d.x, d.act, P(o.proj_w), P(o.proj_b), n, Fd, C, pr, s, lt_.get());
+        matmul_forward(d.x, d.act, P(o.proj_w), P(o.proj_b), n, Fd, C, pr, s,
+                       lt_.get(), 0, W16(o.proj_w));
       } else {
         rmsnorm_forward(d.ln, d.rstd, d.xmid, P(o.ln2_w), n, C, eps, s);
-        matmul_forward(d.h, d.ln, P(o.gate_up_w), nullptr, n, C, 2 * Fd, pr, s, lt_.get());
+        matmul_forward(d.h, d.ln, P(o.gate_up_w), nullptr, n, C, 2 * Fd, pr, s,
+                       lt_.get(), 0, W16(o.gate_up_w));
         swiglu_forward(d.act, d.h, n, Fd, s);
-        matmul_forward(d.x, d.act, P(o.down_w), nullptr, n, Fd, C, pr, s, lt_.get());
+        matmul_forward(d.x, d.act, P(o.down_w), nullptr, n, Fd, C, pr, s,
+                       lt_.get(), 0, W16(o.down_w));
       }
       add_inplace(d.x, d.xmid, N * C, s);
     }
@@ -637,7 +667,8 @@ class CudaBackend final : public Backend {
       float* h = chunk_h_.ensure(static_cast<size_t>(rows) * C);
       float* logits = logits_.ensure(static_cast<size_t>(rows) * V);
       gather_rows(h, hidden, d_pick, rows, C, stream_);
-      matmul_forward(logits, h, P(layout_.lm_head_w), nullptr, rows, C, V, opt_.matmul, stream_, lt_.get());
+      matmul_forward(logits, h, P(layout_.lm_head_w), nullptr, rows, C, V, opt_.matmul, stream_, lt_.get(), 0,
+                     W16(layout_.lm_head_w));
       std::vector<cpu::SampleResult> out(rows);
       if (greedy) {
         int32_t* d_tok = d_pick + S;
@@ -786,6 +817,8 @@ class CudaBackend final : public Backend {
   mutable std::string broken_;  // non-empty: a device error happened; refuse further calls
 
   DeviceBuffer<float> params_, grads_, m_, v_;  // (numel) each, ParamLayout order
+  DeviceBuffer<uint16_t> params16_;             // (numel) bf16 copy of params_ (W16)
+  bool params16_stale_ = true;                  // params_ changed since the copy
   int64_t step_ = 0;
   DeviceBuffer<float> rope_cos_, rope_sin_;     // (maxT, hd/2)
   DeviceBuffer<double> norm_;

@@ -58,7 +58,10 @@ class LtImpl final : public LtMatmul {
   }
 
   bool run(const Gemm& g, cudaStream_t stream) override {
-    if (g.batch != 1 || g.bias || g.M == 0 || g.N == 0 || g.K == 0) return false;
+    if (g.batch != 1 || g.M == 0 || g.N == 0 || g.K == 0) return false;
+    // A bias is added in cuBLASLt's epilogue (one pass less over the output) when C is
+    // overwritten and the bias is 16-byte aligned; otherwise the caller adds it.
+    if (g.bias && (g.accumulate || alignment(g.bias) < 16)) return false;
     // cuBLASLt reads and writes an operand in vectors only when the operand's contiguous
     // extent is a multiple of the vector; otherwise it picks element-wise kernels. At the
     // lm_head (V = 50257 columns) those were align-1 TF32 and plain-FMA kernels, 22 ms of
@@ -75,6 +78,7 @@ class LtImpl final : public LtMatmul {
       rest.N = g.N - n0;
       rest.B = g.b_ncontig ? g.B + n0 : g.B + n0 * g.ldb;
       rest.C = g.C + n0;
+      if (g.bias) rest.bias = g.bias + n0;
       if (!run(bulk, stream)) return false;
       gemm(rest, MatmulPrecision::BF16, stream);
       return true;
@@ -86,7 +90,8 @@ class LtImpl final : public LtMatmul {
       rest.K = g.K - k0;
       rest.A = g.a_kcontig ? g.A + k0 : g.A + k0 * g.lda;
       rest.B = g.b_ncontig ? g.B + k0 * g.ldb : g.B + k0;
-      rest.accumulate = true;  // onto the bulk's result
+      rest.accumulate = true;  // onto the bulk's result, which has the bias
+      rest.bias = nullptr;
       if (!run(bulk, stream)) return false;
       gemm(rest, MatmulPrecision::BF16, stream);
       return true;
@@ -102,20 +107,35 @@ class LtImpl final : public LtMatmul {
       gemm(rest, MatmulPrecision::BF16, stream);
       return true;
     }
-    const uint32_t al = std::min(std::min(alignment(g.A), alignment(g.B)), alignment(g.C));
-    const Key key{g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.a_kcontig, g.b_ncontig, al};
+    const bool bf = g.A16 && g.B16;
+    const void* a = bf ? static_cast<const void*>(g.A16) : g.A;
+    const void* b = bf ? static_cast<const void*>(g.B16) : g.B;
+    const uint32_t al = std::min(std::min(alignment(a), alignment(b)), alignment(g.C));
+    const bool bias = g.bias != nullptr;
+    const Key key{g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.a_kcontig, g.b_ncontig, al, bf, bias};
     auto it = plans_.find(key);
-    if (it == plans_.end()) it = plans_.emplace(key, make_plan(g, al)).first;
+    if (it == plans_.end()) it = plans_.emplace(key, make_plan(g, al, bf, bias)).first;
     Plan& p = it->second;
     if (!p.ok) return false;
+    if (bias)
+      SCORE_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
+                                                    sizeof g.bias));
     const float alpha = g.alpha, beta = g.accumulate ? 1.0f : 0.0f;
-    SCORE_LT_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, g.B, p.x, g.A, p.y, &beta, g.C, p.c, g.C,
-                                  p.c, &p.algo, workspace_.get(), kWorkspace, stream));
+    const cublasStatus_t st = cublasLtMatmul(handle_, p.desc, &alpha, b, p.x, a, p.y, &beta, g.C, p.c,
+                                             g.C, p.c, &p.algo, workspace_.get(), kWorkspace, stream);
+    if (st != CUBLAS_STATUS_SUCCESS && bias) {
+      // Refused before any work is enqueued: this shape adds its bias separately from now on.
+      p.ok = false;
+      return false;
+    }
+    SCORE_LT_CHECK(st);
     return true;
   }
 
+  uint16_t* bf16_scratch(int slot, size_t n) override { return scratch_[slot].ensure(n); }
+
  private:
-  using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, bool, bool, uint32_t>;
+  using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, bool, bool, uint32_t, bool, bool>;
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t x = nullptr, y = nullptr, c = nullptr;
@@ -123,17 +143,29 @@ class LtImpl final : public LtMatmul {
     bool ok = false;
   };
 
-  Plan make_plan(const Gemm& g, uint32_t al) {
+  // bf: A and B are bf16 in memory (plain float32 compute); else float32, which cuBLASLt
+  // may round to bf16 itself (FAST_16BF).
+  // bias: the epilogue adds a float32 bias over the columns of our C (the rows of
+  // cuBLASLt's column-major D).
+  Plan make_plan(const Gemm& g, uint32_t al, bool bf, bool bias) {
     Plan p;
-    SCORE_LT_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F_FAST_16BF, CUDA_R_32F));
+    const cudaDataType_t ab = bf ? CUDA_R_16BF : CUDA_R_32F;
+    SCORE_LT_CHECK(cublasLtMatmulDescCreate(&p.desc, bf ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_16BF,
+                                            CUDA_R_32F));
+    if (bias) {
+      const cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+      const cudaDataType_t bt = CUDA_R_32F;
+      SCORE_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
+      SCORE_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+    }
     const cublasOperation_t opx = g.b_ncontig ? CUBLAS_OP_N : CUBLAS_OP_T;
     const cublasOperation_t opy = g.a_kcontig ? CUBLAS_OP_N : CUBLAS_OP_T;
     SCORE_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opx, sizeof opx));
     SCORE_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opy, sizeof opy));
     // Layouts as stored (rows, cols, leading dimension), column-major.
-    SCORE_LT_CHECK(cublasLtMatrixLayoutCreate(&p.x, CUDA_R_32F, g.b_ncontig ? g.N : g.K,
+    SCORE_LT_CHECK(cublasLtMatrixLayoutCreate(&p.x, ab, g.b_ncontig ? g.N : g.K,
                                               g.b_ncontig ? g.K : g.N, g.ldb));
-    SCORE_LT_CHECK(cublasLtMatrixLayoutCreate(&p.y, CUDA_R_32F, g.a_kcontig ? g.K : g.M,
+    SCORE_LT_CHECK(cublasLtMatrixLayoutCreate(&p.y, ab, g.a_kcontig ? g.K : g.M,
                                               g.a_kcontig ? g.M : g.K, g.lda));
     SCORE_LT_CHECK(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, g.N, g.M, g.ldc));
     cublasLtMatmulPreference_t pref = nullptr;
@@ -160,6 +192,7 @@ class LtImpl final : public LtMatmul {
 
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer<unsigned char> workspace_;
+  DeviceBuffer<uint16_t> scratch_[2];
   std::map<Key, Plan> plans_;
 };
 

@@ -39,6 +39,11 @@ struct Gemm {
   int64_t ldc = 0;
   BatchStride cb;
   const float* bias = nullptr;  // (N), nullable
+  // bf16 copies of A and B (same element order and strides), or null. cuBLASLt reads
+  // them when both are set (bf16 operands from memory: half the bytes, and its bf16
+  // kernels); our kernel always reads A and B.
+  const uint16_t* A16 = nullptr;
+  const uint16_t* B16 = nullptr;
   int M = 0, N = 0, K = 0, batch = 1;
   float alpha = 1.0f;
   bool accumulate = false;  // C += product instead of C = product
@@ -48,28 +53,40 @@ void gemm(const Gemm& g, MatmulPrecision prec, cudaStream_t stream);
 
 // ---- blaslt.cpp: cuBLASLt for unbatched products, when the toolkit had it at build time ----
 // One per model (handle, workspace, and descriptors + algorithm cached per shape and
-// alignment). Operands stay float32 in memory; the compute type CUBLAS_COMPUTE_32F_FAST_16BF
-// multiplies them as bf16 on the tensor cores with float32 accumulation (the same contract
-// as our kernel).
+// alignment). With A16 and B16 the operands are bf16 in memory (rounded to nearest even by
+// to_bf16), multiplied with float32 accumulation (CUBLAS_COMPUTE_32F): the contract of our
+// kernel. Without them the operands are float32 and the compute type
+// CUBLAS_COMPUTE_32F_FAST_16BF lets cuBLASLt round them itself.
 class LtMatmul {
  public:
   static std::unique_ptr<LtMatmul> create();  // nullptr when built without cuBLASLt
   static bool available();                    // built with cuBLASLt
   virtual ~LtMatmul() = default;
-  // Runs g (batch 1, no bias) and returns true, or returns false to leave it to gemm().
+  // Runs g (batch 1; a bias only where C is overwritten) and returns true, or returns
+  // false having done nothing (the caller then adds the bias itself or runs gemm()).
   virtual bool run(const Gemm& g, cudaStream_t stream) = 0;
+  // Device scratch of at least n bf16 values for the converted operands of one product
+  // (slots 0 and 1); valid until the next call with the same slot.
+  virtual uint16_t* bf16_scratch(int slot, size_t n) = 0;
 };
 
 // ---- matmul.cu: a linear layer, weight (OC, IC) (cpu: matmul_forward / matmul_backward) ----
 // With `lt` (and bf16 precision) the products go to cuBLASLt, else to gemm(). `ldo` is
 // the row stride of out / dout (0: OC); the classifier pads it to a multiple of 64 so
 // that every row of its (m, V = 50257) logits starts aligned for vector loads.
+// `weight16` (with `lt`): the weight's bf16 copy (to_bf16); the activations and output
+// gradients are then converted too, and cuBLASLt multiplies bf16 operands.
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int IC, int OC, MatmulPrecision prec, cudaStream_t stream,
-                    LtMatmul* lt = nullptr, int ldo = 0);
+                    LtMatmul* lt = nullptr, int ldo = 0, const uint16_t* weight16 = nullptr);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
-                     cudaStream_t stream, LtMatmul* lt = nullptr, int ldo = 0);
+                     cudaStream_t stream, LtMatmul* lt = nullptr, int ldo = 0,
+                     const uint16_t* weight16 = nullptr);
+// dst (rows, cols; row stride ld) = src rounded to bf16 (nearest even; bit patterns), the
+// columns past cols untouched.
+void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld,
+             cudaStream_t stream);
 
 // ---- embedding.cu ----
 void embedding_forward(float* out, const int32_t* tokens, const int32_t* pos, const float* wte,

@@ -1,5 +1,7 @@
 // A linear layer with weight (OC, IC) on top of gemm.cu: the three products are
 // one kernel with different operand layouts; the bias gradient is a column sum.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 
 #include "cuda/common.h"
@@ -41,46 +43,93 @@ __global__ void add_bias_kernel(float* out, const float* bias, int N, int OC, in
   if (idx < static_cast<int64_t>(N) * OC) out[idx / OC * ld + idx % OC] += bias[idx % OC];
 }
 
+// dst = bf16(src) over (rows, cols) at row stride ld: groups of 4 columns (8-byte stores
+// of 16-byte loads) where every group is aligned, else one element a thread.
+__global__ void to_bf16_kernel(uint16_t* dst, const float* src, int64_t rows, int64_t cols,
+                               int64_t ld, bool vec) {
+  const int64_t per_row = vec ? cols / 4 : cols, n = rows * per_row;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / per_row, c = i % per_row;
+    if (vec) {
+      const float4 v = *reinterpret_cast<const float4*>(src + r * ld + 4 * c);
+      auto bits = [](float x) { return static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(x))); };
+      uint2 u;
+      u.x = bits(v.x) | bits(v.y) << 16;  // the lower address holds the lower half
+      u.y = bits(v.z) | bits(v.w) << 16;
+      *reinterpret_cast<uint2*>(dst + r * ld + 4 * c) = u;
+    } else {
+      dst[r * ld + c] = __bfloat16_as_ushort(__float2bfloat16_rn(src[r * ld + c]));
+    }
+  }
+}
+
 void run(const Gemm& g, MatmulPrecision prec, cudaStream_t stream, LtMatmul* lt) {
   if (lt && prec == MatmulPrecision::BF16) {
+    if (lt->run(g, stream)) return;  // the bias, if any, in cuBLASLt's epilogue
     Gemm nb = g;
-    nb.bias = nullptr;  // cuBLASLt runs the product; the bias is a separate pass
-    if (lt->run(nb, stream)) {
-      if (g.bias) {
-        add_bias_kernel<<<ceil_div(static_cast<int64_t>(g.M) * g.N, 256), 256, 0, stream>>>(
-            g.C, g.bias, g.M, g.N, g.ldc);
-        SCORE_CUDA_LAUNCH_CHECK();
-      }
+    nb.bias = nullptr;  // where that is refused: cuBLASLt runs the product, the bias a pass
+    if (g.bias && lt->run(nb, stream)) {
+      add_bias_kernel<<<ceil_div(static_cast<int64_t>(g.M) * g.N, 256), 256, 0, stream>>>(
+          g.C, g.bias, g.M, g.N, g.ldc);
+      SCORE_CUDA_LAUNCH_CHECK();
       return;
     }
   }
   gemm(g, prec, stream);
 }
 
+// The bf16 copy of (rows, cols; ld) in scratch slot `slot` of lt (same strides).
+const uint16_t* converted(LtMatmul* lt, int slot, const float* src, int rows, int cols, int64_t ld,
+                          cudaStream_t stream) {
+  uint16_t* dst = lt->bf16_scratch(slot, rows == 0 ? 0 : static_cast<size_t>(rows - 1) * ld + cols);
+  to_bf16(dst, src, rows, cols, ld, stream);
+  return dst;
+}
+
 }  // namespace
+
+void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld,
+             cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return;
+  const bool vec = cols % 4 == 0 && ld % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(dst) % 8 == 0;
+  const int64_t n = rows * (vec ? cols / 4 : cols);
+  const int blocks = static_cast<int>(std::min<int64_t>(ceil_div(n, int64_t(256)), 8192));
+  to_bf16_kernel<<<blocks, 256, 0, stream>>>(dst, src, rows, cols, ld, vec);
+  SCORE_CUDA_LAUNCH_CHECK();
+}
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int IC, int OC, MatmulPrecision prec, cudaStream_t stream, LtMatmul* lt,
-                    int ldo) {
+                    int ldo, const uint16_t* weight16) {
   // out (N, ldo) = inp (N, IC) @ weight^T: B(k, j) = weight[j*IC + k]
   Gemm g;
   g.A = inp, g.lda = IC, g.a_kcontig = true;
   g.B = weight, g.ldb = IC, g.b_ncontig = false;
   g.C = out, g.ldc = ldo ? ldo : OC, g.bias = bias;
   g.M = N, g.N = OC, g.K = IC;
+  if (lt && weight16 && prec == MatmulPrecision::BF16 && N > 0) {
+    g.A16 = converted(lt, 0, inp, N, IC, IC, stream);
+    g.B16 = weight16;
+  }
   run(g, prec, stream, lt);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
-                     cudaStream_t stream, LtMatmul* lt, int ldo) {
+                     cudaStream_t stream, LtMatmul* lt, int ldo, const uint16_t* weight16) {
   if (!ldo) ldo = OC;
+  // With the weight's bf16 copy, dout is converted once for both products.
+  const bool bf = lt && weight16 && prec == MatmulPrecision::BF16 && N > 0 && (dinp || dweight);
+  const uint16_t* dout16 = bf ? converted(lt, 0, dout, N, OC, ldo, stream) : nullptr;
   if (dinp) {  // dinp (N, IC) += dout (N, OC) @ weight (OC, IC)
     Gemm g;
     g.A = dout, g.lda = ldo, g.a_kcontig = true;
     g.B = weight, g.ldb = IC, g.b_ncontig = true;
     g.C = dinp, g.ldc = IC, g.accumulate = true;
     g.M = N, g.N = IC, g.K = OC;
+    if (bf) g.A16 = dout16, g.B16 = weight16;
     run(g, prec, stream, lt);
   }
   if (dweight) {  // dweight (OC, IC) += dout^T (OC, N) @ inp (N, IC): A(i, k) = dout[k*ldo + i]
@@ -89,6 +138,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     g.B = inp, g.ldb = IC, g.b_ncontig = true;
     g.C = dweight, g.ldc = IC, g.accumulate = true;
     g.M = OC, g.N = IC, g.K = N;
+    if (bf) g.A16 = dout16, g.B16 = converted(lt, 1, inp, N, IC, IC, stream);
     run(g, prec, stream, lt);
   }
   if (dbias && N > 0) {  // no rows: nothing to add (and an empty grid is a launch error)

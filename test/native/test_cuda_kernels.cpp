@@ -180,8 +180,18 @@ void check_linear(cu::MatmulPrecision prec, bool padded, cu::LtMatmul* lt = null
         dD(pad_rows(dout, N, OC, ldo));
     Dev<float> gX(std::vector<float>(size_t(N) * IC, 0.f)), gW(std::vector<float>(size_t(OC) * IC, 0.f)),
         gB(std::vector<float>(OC, 0.f));
-    cu::matmul_forward(dO.p, dX.p, dW.p, dB.p, N, IC, OC, prec, nullptr, lt, ldo);
-    cu::matmul_backward(gX.p, gW.p, gB.p, dD.p, dX.p, dW.p, N, IC, OC, prec, nullptr, lt, ldo);
+    // With cuBLASLt, the weight's bf16 copy as the backend passes it (bf16 operands).
+    std::vector<uint16_t> w16(w.size());
+    for (size_t i = 0; i < w.size(); i++) {
+      const float r = bf16_round(w[i]);
+      uint32_t u;
+      std::memcpy(&u, &r, 4);
+      w16[i] = static_cast<uint16_t>(u >> 16);
+    }
+    Dev<uint16_t> dW16(w16);
+    const uint16_t* weight16 = lt ? dW16.p : nullptr;
+    cu::matmul_forward(dO.p, dX.p, dW.p, dB.p, N, IC, OC, prec, nullptr, lt, ldo, weight16);
+    cu::matmul_backward(gX.p, gW.p, gB.p, dD.p, dX.p, dW.p, N, IC, OC, prec, nullptr, lt, ldo, weight16);
     int pad_changed = 0;
     const auto got = unpad_rows(dO.down(), N, OC, ldo, &pad_changed);
     CHECK(pad_changed == 0);
@@ -192,9 +202,9 @@ void check_linear(cu::MatmulPrecision prec, bool padded, cu::LtMatmul* lt = null
     cpu::matmul_forward<float>(s_out.data(), ax.data(), aw.data(), nullptr, N, IC, OC);
     cpu::matmul_backward<float>(s_dx.data(), s_dw.data(), nullptr, ad.data(), ax.data(), aw.data(), N, IC, OC);
     if (lt) {
-      // cuBLASLt rounds the inputs its own way (COMPUTE_32F_FAST_16BF; at most to bf16),
-      // and an odd extent's last columns / rows run on our kernel (bf16): against float32
-      // on the unrounded inputs, the bf16 bound. (A bound of 2^-8 * 0.8 K, the mean term
+      // cuBLASLt multiplies the bf16 copies (rounded to nearest even), and an odd
+      // extent's last columns / rows run on our kernel (bf16 too): against float32 on the
+      // unrounded inputs, the bf16 bound. (A bound of 2^-8 * 0.8 K, the mean term
       // size of normal inputs times K, failed at K = 1 on an H200: one product of two
       // normals can exceed 0.8 several times.)
       std::vector<float> ex(size_t(N) * OC), ex_dx(size_t(N) * IC, 0.f), ex_dw(size_t(OC) * IC, 0.f);
@@ -646,6 +656,37 @@ TEST(sample_rows_match_cpu) {
   CHECK(stt[0] == cu::kSampleOk && tk[0] == 150);
   CHECK(stt[1] == cu::kSampleNaN && stt[2] == cu::kSamplePosInf && stt[3] == cu::kSampleNoFinite);
   CHECK(std::string(cu::sample_status_message(cu::kSampleNaN)) == "sample_row: logits contain NaN");
+}
+
+// to_bf16 (the operands of cuBLASLt's bf16 products): round to nearest even, bit for bit
+// the host's rounding, on the 16-byte path (cols and ld multiples of 4) and the
+// element path (odd cols, a strided ld); the columns past cols stay untouched.
+TEST(to_bf16) {
+  Rng rng(g_seed + 30);
+  for (auto [rows, cols, ld] : {std::array<int, 3>{37, 64, 64}, {5, 33, 40}, {1, 1001, 1001}, {3, 8, 12}}) {
+    auto src = randn(size_t(rows) * ld, rng, 3.0);
+    src[0] = 1.0f + 1.0f / 256.0f;  // exactly halfway between two bf16 values: rounds to even (1.0)
+    Dev<float> S(src);
+    Dev<uint16_t> D(std::vector<uint16_t>(size_t(rows) * ld, 0xABCD));
+    cu::to_bf16(D.p, S.p, rows, cols, ld, nullptr);
+    const auto got = D.down();
+    int bad = 0, touched = 0;
+    for (int r = 0; r < rows; r++)
+      for (int c = 0; c < ld; c++) {
+        const size_t i = size_t(r) * ld + c;
+        if (c >= cols) {
+          touched += got[i] != 0xABCD;
+          continue;
+        }
+        uint32_t u;
+        const float want = bf16_round(src[i]);
+        std::memcpy(&u, &want, 4);
+        bad += got[i] != (u >> 16);
+      }
+    CHECK(bad == 0);
+    CHECK(touched == 0);
+    CHECK(got[0] == 0x3F80);  // 1.0
+  }
 }
 
 TEST(adamw_and_norm) {
