@@ -290,6 +290,16 @@ __device__ __forceinline__ void stage2(E* dst1, const float* src1, int64_t strid
   }
 }
 
+// Blocks per SM the register allocation must allow (__launch_bounds__): without a hint the
+// bf16 kernels at D <= 64 took 155 (forward) and 241 (backward) registers a thread, 3 and
+// 2 blocks of 4 warps per SM; these kernels hide memory and tensor-core latency with
+// other warps (no software pipeline), so 4 and 3 blocks are asked for (128 and 168
+// registers, no spills but 4 bytes in backward). fp32 and D = 128 keep the default.
+template <typename E, int D>
+constexpr int forward_min_blocks() { return Tile<E>::kBF16 && D <= 64 ? 4 : 1; }
+template <typename E, int D>
+constexpr int backward_min_blocks() { return Tile<E>::kBF16 && D <= 64 ? 3 : 1; }
+
 template <typename E, int D>
 constexpr size_t forward_smem() {
   constexpr int R = Tile<E>::R, LD = D + Tile<E>::kPad;
@@ -299,7 +309,7 @@ constexpr size_t forward_smem() {
 // grid (ceil(T / R), H, B), Tile<E>::W warps. Writes out rows (b, t < T) of head h and
 // lse (b, h, t).
 template <typename E, int D>
-__global__ void __launch_bounds__(Tile<E>::W * 32)
+__global__ void __launch_bounds__(Tile<E>::W * 32, forward_min_blocks<E, D>())
     flash_forward_kernel(float* out, float* lse, const float* qkv, int T, int H, int KVH, int hd,
                          float scale) {
   constexpr int R = Tile<E>::R, LD = D + Tile<E>::kPad, NTK = R / 8, NTD = D / 8;
@@ -426,7 +436,7 @@ constexpr size_t backward_smem() {
 
 // grid (ceil(T / R), KVH, B), Tile<E>::W warps. Adds into dqkv: dQ (atomically), dK, dV.
 template <typename E, int D>
-__global__ void __launch_bounds__(Tile<E>::W * 32)
+__global__ void __launch_bounds__(Tile<E>::W * 32, backward_min_blocks<E, D>())
     flash_backward_kernel(float* dqkv, const float* dout, const float* qkv, const float* lse,
                           const float* delta, int T, int H, int KVH, int hd, float scale) {
   constexpr int R = Tile<E>::R, LD = D + Tile<E>::kPad, LDS = R + Tile<E>::kPad;
@@ -511,14 +521,29 @@ __global__ void __launch_bounds__(Tile<E>::W * 32)
 #pragma unroll
       for (int j = 0; j < NTD; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.f;
       warp_mm<Lay::Col, Lay::Row, NTD, R>(dq, dSs, LDS, warp * 16, Ks, LD, 0);
+      // Every key tile at or before the query's tile adds here: atomics (float32).
 #pragma unroll
-      for (int j = 0; j < NTD; j++)
+      for (int j = 0; j < NTD; j++) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        // Hopper adds a lane's two adjacent columns in one atomic (half the atomics); the
+        // pair is 8-byte aligned when hd (so QKV) is even.
+        if (hd % 2 == 0) {
+#pragma unroll
+          for (int i = 0; i < 2; i++) {
+            const int query = q0 + warp * 16 + g + i * 8, d = 8 * j + 2 * t;
+            if (query < T && d < hd)
+              atomicAdd(reinterpret_cast<float2*>(dseq_qkv + static_cast<int64_t>(query) * QKV + h * hd + d),
+                        make_float2(dq[j][2 * i], dq[j][2 * i + 1]));
+          }
+          continue;
+        }
+#endif
 #pragma unroll
         for (int e = 0; e < 4; e++) {
           const int query = q0 + warp * 16 + g + (e >> 1) * 8, d = 8 * j + 2 * t + (e & 1);
-          // Every key tile at or before the query's tile adds here: atomics (float32).
           if (query < T && d < hd) atomicAdd(dseq_qkv + static_cast<int64_t>(query) * QKV + h * hd + d, dq[j][e]);
         }
+      }
     }
   }
   // This block is the only writer of these dK, dV elements.
