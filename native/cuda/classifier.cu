@@ -1,6 +1,7 @@
 // The row half of the fused classifier (cpu twin: native/cpu/classifier.cpp): the
 // backend computes a chunk of logits (m, V; rows padded to a stride ld) with the GEMM,
-// then this kernel, one block per row, takes max, sum exp and sum e*z (z = logit - max),
+// then this kernel, one block per row, takes max, sum exp and sum e*z (z = logit - max)
+// in one pass over the row (RowAcc),
 // the target's log-prob and the entropy, evaluates the per-token loss of
 // score/token_loss.h in double (the same formulas, so the coefficient g = weight *
 // dloss/dlogp / norm is computed here and never crosses to the host), and overwrites the
@@ -53,6 +54,34 @@ __device__ Terms token_terms(const DeviceTokenLoss& l, int i, double logp) {
   return r;
 }
 
+// A thread's running max m of its logits, with s = sum exp(x - m) and sez = sum
+// exp(x - m) (x - m) over them: one pass over the row instead of one for the max and one
+// for the sums. When a group raises the max from m to m', the sums are rescaled:
+// s' = e^(m - m') s, sez' = e^(m - m') (sez + (m - m') s).
+struct RowAcc {
+  float m = -INFINITY, s = 0.f, sez = 0.f;
+  template <int K>
+  __device__ __forceinline__ void add(const float (&x)[K]) {
+    float mx = x[0];
+#pragma unroll
+    for (int k = 1; k < K; k++) mx = fmaxf(mx, x[k]);
+    if (mx > m) {
+      if (m != -INFINITY) {
+        const float d = m - mx, f = expf(d);
+        sez = f * (sez + d * s);
+        s *= f;
+      }
+      m = mx;
+    }
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      const float z = x[k] - m, e = expf(z);
+      s += e;
+      sez += e * z;
+    }
+  }
+};
+
 __global__ void __launch_bounds__(kThreads)
     classifier_rows_kernel(float* logits, int64_t ld, const int32_t* target, const int32_t* slot,
                            int V, DeviceTokenLoss loss, bool has_loss, ClassifierRowOut out) {
@@ -62,14 +91,27 @@ __global__ void __launch_bounds__(kThreads)
   const int r = blockIdx.x;
   float* x = logits + r * ld;
   const int t = target[r];
-  float mx = -INFINITY;
-  for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, x[v]);
-  mx = block_max(mx, fscratch);
+  // 16-byte groups where rows start aligned (the backend pads them to 64 floats); the
+  // last V % 4 logits (or all, unaligned) one at a time.
+  const bool vec = ld % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0;
+  const int V4 = vec ? V / 4 : 0;
+  RowAcc acc;
+  for (int v = threadIdx.x; v < V4; v += blockDim.x) {
+    const float4 q = reinterpret_cast<const float4*>(x)[v];
+    const float g4[4] = {q.x, q.y, q.z, q.w};
+    acc.add(g4);
+  }
+  for (int v = 4 * V4 + threadIdx.x; v < V; v += blockDim.x) {
+    const float g1[1] = {x[v]};
+    acc.add(g1);
+  }
+  // The row max, and every thread's sums rescaled to it (threads without logits add 0).
+  const float mx = block_max(acc.m, fscratch);
   float s = 0.f, sez = 0.f;
-  for (int v = threadIdx.x; v < V; v += blockDim.x) {
-    const float z = x[v] - mx, e = expf(z);
-    s += e;
-    sez += e * z;
+  if (acc.m != -INFINITY) {
+    const float d = acc.m - mx, f = expf(d);
+    s = f * acc.s;
+    sez = f * (acc.sez + d * acc.s);
   }
   const double sum = block_sum(static_cast<double>(s), dscratch);
   const double sum_ez = block_sum(static_cast<double>(sez), dscratch);
@@ -98,9 +140,17 @@ __global__ void __launch_bounds__(kThreads)
   // -g e / s everywhere; at the target g (s - e_t) / s, in double against cancellation.
   const float a = static_cast<float>(-g / sum);
   const double e_t = exp(zt);
+  const float at_t = static_cast<float>(g * (sum - e_t) / sum);
   __syncthreads();  // every thread has read x[t] before it is overwritten
-  for (int v = threadIdx.x; v < V; v += blockDim.x)
-    x[v] = v == t ? static_cast<float>(g * (sum - e_t) / sum) : a * expf(x[v] - mx);
+  for (int v = threadIdx.x; v < V4; v += blockDim.x) {
+    float4 q = reinterpret_cast<const float4*>(x)[v];
+    q.x = 4 * v == t ? at_t : a * expf(q.x - mx);
+    q.y = 4 * v + 1 == t ? at_t : a * expf(q.y - mx);
+    q.z = 4 * v + 2 == t ? at_t : a * expf(q.z - mx);
+    q.w = 4 * v + 3 == t ? at_t : a * expf(q.w - mx);
+    reinterpret_cast<float4*>(x)[v] = q;
+  }
+  for (int v = 4 * V4 + threadIdx.x; v < V; v += blockDim.x) x[v] = v == t ? at_t : a * expf(x[v] - mx);
 }
 
 __global__ void gather_rows_kernel(float* dst, const float* src, const int32_t* rows, int m, int C) {
