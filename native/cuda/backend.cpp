@@ -260,7 +260,7 @@ class CudaBackend final : public Backend {
     u.params = params_.bytes() + params16_.bytes();  // with the bf16 copy (cuBLASLt)
     u.grads = grads_.bytes();
     u.optimizer = m_.bytes() + v_.bytes();
-    u.activations = acts_.bytes();
+    u.activations = acts_.bytes() + acts16_.bytes();
     u.scratch = dhidden_.bytes() + logits_.bytes() + chunk_h_.bytes() + chunk_dh_.bytes() + kv_.bytes() +
                 dec_.bytes();
     return u;
@@ -352,6 +352,11 @@ class CudaBackend final : public Backend {
     float *x, *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *xmid, *ln2, *ln2_mean, *ln2_rstd, *h,
         *act;
   };
+  // bf16 copies of the linear layers' inputs, made for cuBLASLt in forward and kept for
+  // backward's weight gradients (only with cuBLASLt in a trainable model; else null).
+  struct LayerActs16 {
+    uint16_t *ln1 = nullptr, *atty = nullptr, *ln2 = nullptr, *act = nullptr;
+  };
   void carve(int B, int T) {
     const size_t N = static_cast<size_t>(B) * T, C = cfg_.d_model, QKV = cfg_.qkv_dim();
     const size_t Q = cfg_.q_dim(), Fd = cfg_.d_ff, Hf = cfg_.is_gpt2() ? Fd : 2 * Fd;
@@ -390,6 +395,16 @@ class CudaBackend final : public Backend {
       dres_ = base + o_dres, dln_ = base + o_dln, dqkv_ = base + o_dqkv, datty_ = base + o_datty;
       dh_ = base + o_dh, dact_ = base + o_dact, datt_ = base + o_datt;
     }
+    layers16_.assign(cfg_.n_layer, LayerActs16{});
+    if (bwd && lt_) {
+      const size_t per = (N * C + 127) / 128 * 128, per_q = (N * Q + 127) / 128 * 128,
+                   per_f = (N * Fd + 127) / 128 * 128, layer = 2 * per + per_q + per_f;
+      uint16_t* b16 = acts16_.ensure(layer * cfg_.n_layer);
+      for (int l = 0; l < cfg_.n_layer; l++) {
+        uint16_t* p = b16 + l * layer;
+        layers16_[l] = {p, p + per, p + per + per_q, p + 2 * per + per_q};
+      }
+    }
   }
 
   const float* forward(int B, int T) {
@@ -405,35 +420,36 @@ class CudaBackend final : public Backend {
     for (int l = 0; l < cfg_.n_layer; l++) {
       const LayerOffsets& o = layout_.layers[l];
       LayerActs& a = layers_[l];
+      const LayerActs16& a16 = layers16_[l];
       float* xout = l + 1 < cfg_.n_layer ? layers_[l + 1].x : xfinal_;
       if (gpt2)
         layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, P(o.ln1_w), P(o.ln1_b), N, C, eps, s);
       else
         rmsnorm_forward(a.ln1, a.ln1_rstd, a.x, P(o.ln1_w), N, C, eps, s);
       matmul_forward(a.qkv, a.ln1, P(o.qkv_w), P(o.qkv_b), N, C, QKV, pr, s,
-                     lt_.get(), 0, W16(o.qkv_w));
+                     lt_.get(), 0, W16(o.qkv_w), a16.ln1);
       if (!gpt2) rope_forward(a.qkv, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
       if (flash_)
         flash_attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
       else
         attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
       matmul_forward(a.xmid, a.atty, P(o.attn_o_w), P(o.attn_o_b), N, Q, C, pr, s,
-                     lt_.get(), 0, W16(o.attn_o_w));
+                     lt_.get(), 0, W16(o.attn_o_w), a16.atty);
       add_inplace(a.xmid, a.x, static_cast<size_t>(N) * C, s);
       if (gpt2) {
         layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, P(o.ln2_w), P(o.ln2_b), N, C, eps, s);
         matmul_forward(a.h, a.ln2, P(o.fc_w), P(o.fc_b), N, C, Fd, pr, s,
-                       lt_.get(), 0, W16(o.fc_w));
+                       lt_.get(), 0, W16(o.fc_w), a16.ln2);
         gelu_forward(a.act, a.h, static_cast<size_t>(N) * Fd, s);
         matmul_forward(xout, a.act, P(o.proj_w), P(o.proj_b), N, Fd, C, pr, s,
-                       lt_.get(), 0, W16(o.proj_w));
+                       lt_.get(), 0, W16(o.proj_w), a16.act);
       } else {
         rmsnorm_forward(a.ln2, a.ln2_rstd, a.xmid, P(o.ln2_w), N, C, eps, s);
         matmul_forward(a.h, a.ln2, P(o.gate_up_w), nullptr, N, C, 2 * Fd, pr, s,
-                       lt_.get(), 0, W16(o.gate_up_w));
+                       lt_.get(), 0, W16(o.gate_up_w), a16.ln2);
         swiglu_forward(a.act, a.h, N, Fd, s);
         matmul_forward(xout, a.act, P(o.down_w), nullptr, N, Fd, C, pr, s,
-                       lt_.get(), 0, W16(o.down_w));
+                       lt_.get(), 0, W16(o.down_w), a16.act);
       }
       add_inplace(xout, a.xmid, static_cast<size_t>(N) * C, s);
     }
@@ -465,31 +481,32 @@ class CudaBackend final : public Backend {
     for (int l = cfg_.n_layer - 1; l >= 0; l--) {
       const LayerOffsets& o = layout_.layers[l];
       LayerActs& a = layers_[l];
+      const LayerActs16& a16 = layers16_[l];
       zero(dact_, static_cast<size_t>(N) * Fd);
       zero(dln_, NC);
       if (gpt2) {
         zero(dh_, static_cast<size_t>(N) * Fd);
         matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s,
-                        lt_.get(), 0, W16(o.proj_w));
+                        lt_.get(), 0, W16(o.proj_w), a16.act);
         gelu_backward(dh_, a.h, dact_, static_cast<size_t>(N) * Fd, s);
         matmul_backward(dln_, G(o.fc_w), G(o.fc_b), dh_, a.ln2, P(o.fc_w), N, C, Fd, pr, s,
-                        lt_.get(), 0, W16(o.fc_w));
+                        lt_.get(), 0, W16(o.fc_w), a16.ln2);
         layernorm_backward(dres_, G(o.ln2_w), G(o.ln2_b), dln_, a.xmid, P(o.ln2_w), a.ln2_mean,
                            a.ln2_rstd, N, C, s);
       } else {
         zero(dh_, static_cast<size_t>(N) * 2 * Fd);
         matmul_backward(dact_, G(o.down_w), nullptr, dres_, a.act, P(o.down_w), N, Fd, C, pr, s,
-                        lt_.get(), 0, W16(o.down_w));
+                        lt_.get(), 0, W16(o.down_w), a16.act);
         swiglu_backward(dh_, a.h, dact_, N, Fd, s);
         matmul_backward(dln_, G(o.gate_up_w), nullptr, dh_, a.ln2, P(o.gate_up_w), N, C, 2 * Fd,
-                        pr, s, lt_.get(), 0, W16(o.gate_up_w));
+                        pr, s, lt_.get(), 0, W16(o.gate_up_w), a16.ln2);
         rmsnorm_backward(dres_, G(o.ln2_w), dln_, a.xmid, P(o.ln2_w), a.ln2_rstd, N, C, s);
       }
       zero(datty_, static_cast<size_t>(N) * Q);
       zero(dqkv_, static_cast<size_t>(N) * QKV);
       zero(dln_, NC);
       matmul_backward(datty_, G(o.attn_o_w), G(o.attn_o_b), dres_, a.atty, P(o.attn_o_w), N, Q, C,
-                      pr, s, lt_.get(), 0, W16(o.attn_o_w));
+                      pr, s, lt_.get(), 0, W16(o.attn_o_w), a16.atty);
       if (flash_)  // a.att holds lse; a.atty (the forward's output) gives delta
         flash_attention_backward(dqkv_, datt_, datty_, a.qkv, a.atty, a.att, B, T, H, KVH, hd, pr, s);
       else
@@ -497,7 +514,7 @@ class CudaBackend final : public Backend {
       if (!gpt2)
         rope_backward(dqkv_, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
       matmul_backward(dln_, G(o.qkv_w), G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C, QKV, pr, s,
-                      lt_.get(), 0, W16(o.qkv_w));
+                      lt_.get(), 0, W16(o.qkv_w), a16.ln1);
       if (gpt2)
         layernorm_backward(dres_, G(o.ln1_w), G(o.ln1_b), dln_, a.x, P(o.ln1_w), a.ln1_mean,
                            a.ln1_rstd, N, C, s);
@@ -525,10 +542,13 @@ class CudaBackend final : public Backend {
     float* dh = loss ? chunk_dh_.ensure(static_cast<size_t>(chunk) * C) : nullptr;
     const float* wlm = P(layout_.lm_head_w);
     const uint16_t* wlm16 = W16(layout_.lm_head_w);
+    // With cuBLASLt: the chunk's hidden rows in bf16, converted for the logits product and
+    // kept (scratch slot 1; backward converts dlogits into slot 0) for dW_lm.
+    uint16_t* h16 = lt_ ? lt_->bf16_scratch(1, static_cast<size_t>(chunk) * C) : nullptr;
     for (size_t r0 = 0; r0 < total; r0 += chunk) {
       const int m = static_cast<int>(std::min<size_t>(chunk, total - r0));
       gather_rows(h, hidden, d_rows_ + r0, m, C, stream_);
-      matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_, lt_.get(), ld, wlm16);
+      matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_, lt_.get(), ld, wlm16, h16);
       ClassifierRowOut out;
       out.logp = row_logp_.get() + r0;
       out.entropy = entropy ? row_ent_.get() + r0 : nullptr;
@@ -543,7 +563,7 @@ class CudaBackend final : public Backend {
       SCORE_CUDA_CHECK(cudaMemsetAsync(dh, 0, sizeof(float) * m * C, stream_));
       // dh (m, C) += dlogits @ wlm;  dwlm (V, C) += dlogits^T @ h
       matmul_backward(dh, G(layout_.lm_head_w), nullptr, logits, h, wlm, m, C, V, opt_.matmul,
-                      stream_, lt_.get(), ld, wlm16);
+                      stream_, lt_.get(), ld, wlm16, h16);
       scatter_add_rows(dhidden, dh, d_rows_ + r0, m, C, stream_);
     }
   }
@@ -827,6 +847,8 @@ class CudaBackend final : public Backend {
   int B_ = 0, T_ = 0;
   DeviceBuffer<float> acts_;
   std::vector<LayerActs> layers_;
+  DeviceBuffer<uint16_t> acts16_;        // the arena of layers16_
+  std::vector<LayerActs16> layers16_;
   float *xfinal_ = nullptr, *lnf_ = nullptr, *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr;
   float *dres_ = nullptr, *dln_ = nullptr, *dqkv_ = nullptr, *datty_ = nullptr, *dh_ = nullptr,
         *dact_ = nullptr, *datt_ = nullptr;

@@ -75,14 +75,17 @@ class LtMatmul {
 // the row stride of out / dout (0: OC); the classifier pads it to a multiple of 64 so
 // that every row of its (m, V = 50257) logits starts aligned for vector loads.
 // `weight16` (with `lt`): the weight's bf16 copy (to_bf16); the activations and output
-// gradients are then converted too, and cuBLASLt multiplies bf16 operands.
+// gradients are then converted too, and cuBLASLt multiplies bf16 operands. `keep16`
+// (forward, optional): where to put the bf16 copy of inp, (N, IC), so that backward can
+// take it as `inp16` instead of converting inp again.
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int IC, int OC, MatmulPrecision prec, cudaStream_t stream,
-                    LtMatmul* lt = nullptr, int ldo = 0, const uint16_t* weight16 = nullptr);
+                    LtMatmul* lt = nullptr, int ldo = 0, const uint16_t* weight16 = nullptr,
+                    uint16_t* keep16 = nullptr);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
                      cudaStream_t stream, LtMatmul* lt = nullptr, int ldo = 0,
-                     const uint16_t* weight16 = nullptr);
+                     const uint16_t* weight16 = nullptr, const uint16_t* inp16 = nullptr);
 // dst (rows, cols; row stride ld) = src rounded to bf16 (nearest even; bit patterns), the
 // columns past cols untouched.
 void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld,

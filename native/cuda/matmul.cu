@@ -102,7 +102,7 @@ void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int IC, int OC, MatmulPrecision prec, cudaStream_t stream, LtMatmul* lt,
-                    int ldo, const uint16_t* weight16) {
+                    int ldo, const uint16_t* weight16, uint16_t* keep16) {
   // out (N, ldo) = inp (N, IC) @ weight^T: B(k, j) = weight[j*IC + k]
   Gemm g;
   g.A = inp, g.lda = IC, g.a_kcontig = true;
@@ -110,7 +110,8 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
   g.C = out, g.ldc = ldo ? ldo : OC, g.bias = bias;
   g.M = N, g.N = OC, g.K = IC;
   if (lt && weight16 && prec == MatmulPrecision::BF16 && N > 0) {
-    g.A16 = converted(lt, 0, inp, N, IC, IC, stream);
+    if (keep16) to_bf16(keep16, inp, N, IC, IC, stream);
+    g.A16 = keep16 ? keep16 : converted(lt, 0, inp, N, IC, IC, stream);
     g.B16 = weight16;
   }
   run(g, prec, stream, lt);
@@ -118,7 +119,8 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
-                     cudaStream_t stream, LtMatmul* lt, int ldo, const uint16_t* weight16) {
+                     cudaStream_t stream, LtMatmul* lt, int ldo, const uint16_t* weight16,
+                     const uint16_t* inp16) {
   if (!ldo) ldo = OC;
   // With the weight's bf16 copy, dout is converted once for both products.
   const bool bf = lt && weight16 && prec == MatmulPrecision::BF16 && N > 0 && (dinp || dweight);
@@ -138,7 +140,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     g.B = inp, g.ldb = IC, g.b_ncontig = true;
     g.C = dweight, g.ldc = IC, g.accumulate = true;
     g.M = OC, g.N = IC, g.K = N;
-    if (bf) g.A16 = dout16, g.B16 = converted(lt, 1, inp, N, IC, IC, stream);
+    if (bf) g.A16 = dout16, g.B16 = inp16 ? inp16 : converted(lt, 1, inp, N, IC, IC, stream);
     run(g, prec, stream, lt);
   }
   if (dbias && N > 0) {  // no rows: nothing to add (and an empty grid is a launch error)
