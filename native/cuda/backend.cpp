@@ -482,31 +482,29 @@ class CudaBackend final : public Backend {
       const LayerOffsets& o = layout_.layers[l];
       LayerActs& a = layers_[l];
       const LayerActs16& a16 = layers16_[l];
-      zero(dact_, static_cast<size_t>(N) * Fd);
-      zero(dln_, NC);
+      // dact_, dln_ and datty_ are overwritten by their products (dinp_overwrite);
+      // dh_ and dqkv_ are added into (GELU / SwiGLU backward, attention) and zeroed first.
       if (gpt2) {
         zero(dh_, static_cast<size_t>(N) * Fd);
         matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s,
-                        lt_.get(), 0, W16(o.proj_w), a16.act);
+                        lt_.get(), 0, W16(o.proj_w), a16.act, true);
         gelu_backward(dh_, a.h, dact_, static_cast<size_t>(N) * Fd, s);
         matmul_backward(dln_, G(o.fc_w), G(o.fc_b), dh_, a.ln2, P(o.fc_w), N, C, Fd, pr, s,
-                        lt_.get(), 0, W16(o.fc_w), a16.ln2);
+                        lt_.get(), 0, W16(o.fc_w), a16.ln2, true);
         layernorm_backward(dres_, G(o.ln2_w), G(o.ln2_b), dln_, a.xmid, P(o.ln2_w), a.ln2_mean,
                            a.ln2_rstd, N, C, s);
       } else {
         zero(dh_, static_cast<size_t>(N) * 2 * Fd);
         matmul_backward(dact_, G(o.down_w), nullptr, dres_, a.act, P(o.down_w), N, Fd, C, pr, s,
-                        lt_.get(), 0, W16(o.down_w), a16.act);
+                        lt_.get(), 0, W16(o.down_w), a16.act, true);
         swiglu_backward(dh_, a.h, dact_, N, Fd, s);
         matmul_backward(dln_, G(o.gate_up_w), nullptr, dh_, a.ln2, P(o.gate_up_w), N, C, 2 * Fd,
-                        pr, s, lt_.get(), 0, W16(o.gate_up_w), a16.ln2);
+                        pr, s, lt_.get(), 0, W16(o.gate_up_w), a16.ln2, true);
         rmsnorm_backward(dres_, G(o.ln2_w), dln_, a.xmid, P(o.ln2_w), a.ln2_rstd, N, C, s);
       }
-      zero(datty_, static_cast<size_t>(N) * Q);
       zero(dqkv_, static_cast<size_t>(N) * QKV);
-      zero(dln_, NC);
       matmul_backward(datty_, G(o.attn_o_w), G(o.attn_o_b), dres_, a.atty, P(o.attn_o_w), N, Q, C,
-                      pr, s, lt_.get(), 0, W16(o.attn_o_w), a16.atty);
+                      pr, s, lt_.get(), 0, W16(o.attn_o_w), a16.atty, true);
       if (flash_)  // a.att holds lse; a.atty (the forward's output) gives delta
         flash_attention_backward(dqkv_, datt_, datty_, a.qkv, a.atty, a.att, B, T, H, KVH, hd, pr, s);
       else
@@ -514,7 +512,7 @@ class CudaBackend final : public Backend {
       if (!gpt2)
         rope_backward(dqkv_, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
       matmul_backward(dln_, G(o.qkv_w), G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C, QKV, pr, s,
-                      lt_.get(), 0, W16(o.qkv_w), a16.ln1);
+                      lt_.get(), 0, W16(o.qkv_w), a16.ln1, true);
       if (gpt2)
         layernorm_backward(dres_, G(o.ln1_w), G(o.ln1_b), dln_, a.x, P(o.ln1_w), a.ln1_mean,
                            a.ln1_rstd, N, C, s);

@@ -77,7 +77,8 @@ class LtMatmul {
 // `weight16` (with `lt`): the weight's bf16 copy (to_bf16); the activations and output
 // gradients are then converted too, and cuBLASLt multiplies bf16 operands. `keep16`
 // (forward, optional): where to put the bf16 copy of inp, (N, IC), so that backward can
-// take it as `inp16` instead of converting inp again.
+// take it as `inp16` instead of converting inp again. `dinp_overwrite`: dinp = the
+// product instead of dinp += (saves the caller zeroing it, and the GEMM reading it).
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int IC, int OC, MatmulPrecision prec, cudaStream_t stream,
                     LtMatmul* lt = nullptr, int ldo = 0, const uint16_t* weight16 = nullptr,
@@ -85,7 +86,8 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
                      cudaStream_t stream, LtMatmul* lt = nullptr, int ldo = 0,
-                     const uint16_t* weight16 = nullptr, const uint16_t* inp16 = nullptr);
+                     const uint16_t* weight16 = nullptr, const uint16_t* inp16 = nullptr,
+                     bool dinp_overwrite = false);
 // dst (rows, cols; row stride ld) = src rounded to bf16 (nearest even; bit patterns), the
 // columns past cols untouched.
 void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld,

@@ -120,16 +120,16 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
                      cudaStream_t stream, LtMatmul* lt, int ldo, const uint16_t* weight16,
-                     const uint16_t* inp16) {
+                     const uint16_t* inp16, bool dinp_overwrite) {
   if (!ldo) ldo = OC;
   // With the weight's bf16 copy, dout is converted once for both products.
   const bool bf = lt && weight16 && prec == MatmulPrecision::BF16 && N > 0 && (dinp || dweight);
   const uint16_t* dout16 = bf ? converted(lt, 0, dout, N, OC, ldo, stream) : nullptr;
-  if (dinp) {  // dinp (N, IC) += dout (N, OC) @ weight (OC, IC)
+  if (dinp) {  // dinp (N, IC) += (or =) dout (N, OC) @ weight (OC, IC)
     Gemm g;
     g.A = dout, g.lda = ldo, g.a_kcontig = true;
     g.B = weight, g.ldb = IC, g.b_ncontig = true;
-    g.C = dinp, g.ldc = IC, g.accumulate = true;
+    g.C = dinp, g.ldc = IC, g.accumulate = !dinp_overwrite;
     g.M = N, g.N = IC, g.K = OC;
     if (bf) g.A16 = dout16, g.B16 = weight16;
     run(g, prec, stream, lt);
