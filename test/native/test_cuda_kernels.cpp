@@ -273,7 +273,8 @@ TEST(embedding) {
 
 TEST(layernorm_and_rmsnorm) {
   Rng rng(g_seed + 3);
-  for (int C : {96, 771}) {
+  // 256 and 768: LayerNorm backward's register path (C a multiple of 128, up to 1024).
+  for (int C : {96, 256, 768, 771}) {
     const int N = 45;
     const auto x = randn(size_t(N) * C, rng, 2.0), w = randn(C, rng), b = randn(C, rng);
     const auto dout = randn(size_t(N) * C, rng);
