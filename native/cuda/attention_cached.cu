@@ -1,11 +1,18 @@
 // Attention of single rows against the KV cache, for prefill and decode (cpu twin:
 // native/cpu/attention_cached.cpp). Cache layout (slots, KVH, len, hd), as on the CPU.
 //
-// One warp per (row, query head), online softmax over the row's positions 0..pos in
-// blocks of 32: lane l scores position s0 + l (a full dot over hd from its own k
-// row), the warp agrees on the running max and sum, then every lane accumulates its
-// hd/32 output dimensions over the 32 positions with the probabilities broadcast by
-// shuffles (coalesced reads of the v rows).
+// Online softmax over the row's positions 0..pos in blocks of 32: lane l scores position
+// s0 + l (a full dot over hd from its own k row), the warp agrees on the running max and
+// sum, then every lane accumulates its hd/32 output dimensions over the 32 positions with
+// the probabilities broadcast by shuffles (coalesced reads of the v rows).
+//  - head sizes 32, 64, 128 (attention_cached_split_kernel): one block of kSplit warps
+//    per (row, query head), warp w taking the position blocks w, w + kSplit, ...; the
+//    warps' partial results (max, sum, output) are combined in shared memory at the end.
+//    The k rows are read as float4 in a loop unrolled at compile time. (The first version,
+//    the generic kernel below, took 1.43 ms of a 2.4 ms gpt2 decode step at batch 64 on
+//    an H200: one warp per (row, head) is 768 warps on 132 SMs, and its scalar dot loop
+//    kept one load in flight.)
+//  - any other head size: one warp per (row, query head), scalar loads.
 #include <cmath>
 
 #include "cuda/common.h"
@@ -86,6 +93,80 @@ __global__ void attention_cached_kernel(float* out, const float* qkv, const floa
   }
 }
 
+constexpr int kSplit = 4;  // warps per (row, head) in the split kernel
+
+template <int HD>
+__global__ void __launch_bounds__(kSplit * 32)
+    attention_cached_split_kernel(float* out, const float* qkv, const float* kcache,
+                                  const float* vcache, const int32_t* slot, const int32_t* pos,
+                                  int QKV, int H, int KVH, int len, float scale) {
+  constexpr int U = HD / 32;  // output dimensions per lane
+  __shared__ __align__(16) float q[HD];
+  __shared__ float wm[kSplit], wl[kSplit];
+  __shared__ float wacc[kSplit][HD];  // each warp's unnormalised output
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int r = blockIdx.x / H, h = blockIdx.x % H, kvh = h / (H / KVH), p = pos[r];
+  for (int d = threadIdx.x; d < HD; d += blockDim.x) q[d] = qkv[static_cast<int64_t>(r) * QKV + h * HD + d];
+  __syncthreads();
+  const int64_t base = (static_cast<int64_t>(slot[r]) * KVH + kvh) * len * HD;
+  const float* K = kcache + base;
+  const float* V = vcache + base;
+  const float4* q4 = reinterpret_cast<const float4*>(q);
+  float acc[U];
+#pragma unroll
+  for (int u = 0; u < U; u++) acc[u] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  for (int s0 = warp * 32; s0 <= p; s0 += kSplit * 32) {
+    const int s = s0 + lane;
+    float score = -INFINITY;
+    if (s <= p) {
+      const float4* k4 = reinterpret_cast<const float4*>(K + static_cast<int64_t>(s) * HD);
+      float dot = 0.f;
+#pragma unroll
+      for (int i = 0; i < HD / 4; i++) {
+        const float4 a = k4[i], b = q4[i];
+        dot += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+      }
+      score = dot * scale;
+    }
+    const float mnew = fmaxf(m, warp_max(score));
+    const float corr = expf(m - mnew);  // exp(-inf) = 0 on the warp's first block
+    const float e = s <= p ? expf(score - mnew) : 0.f;
+    l = l * corr + warp_sum(e);
+#pragma unroll
+    for (int u = 0; u < U; u++) acc[u] *= corr;
+    const int n = min(32, p - s0 + 1);
+#pragma unroll 4
+    for (int j = 0; j < n; j++) {
+      const float pj = __shfl_sync(0xffffffffu, e, j);
+      const float* vr = V + static_cast<int64_t>(s0 + j) * HD;
+#pragma unroll
+      for (int u = 0; u < U; u++) acc[u] += pj * vr[lane + 32 * u];
+    }
+    m = mnew;
+  }
+  if (lane == 0) wm[warp] = m, wl[warp] = l;
+#pragma unroll
+  for (int u = 0; u < U; u++) wacc[warp][lane + 32 * u] = acc[u];
+  __syncthreads();
+  // Combine: out = sum_w e^(m_w - M) acc_w / sum_w e^(m_w - M) l_w over the warps that
+  // saw a position (warp 0 always does: position 0).
+  float M = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kSplit; w++) M = fmaxf(M, wm[w]);
+  for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+    float L = 0.f, o = 0.f;
+#pragma unroll
+    for (int w = 0; w < kSplit; w++)
+      if (wm[w] != -INFINITY) {
+        const float f = expf(wm[w] - M);
+        L += wl[w] * f;
+        o += wacc[w][d] * f;
+      }
+    out[static_cast<int64_t>(r) * H * HD + h * HD + d] = o / L;
+  }
+}
+
 }  // namespace
 
 void kv_store(float* kcache, float* vcache, const float* qkv, const int32_t* slot,
@@ -104,10 +185,19 @@ void attention_cached_forward(float* out, const float* qkv, const float* kcache,
   SCORE_CHECK(hd <= kMaxHd, Unsupported, "CUDA attention: head_dim over 256 is not supported");
   const int64_t items = static_cast<int64_t>(N) * H;
   if (items == 0) return;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  if ((hd == 32 || hd == 64 || hd == 128) && QKV % 4 == 0) {
+    auto kernel = hd == 32 ? attention_cached_split_kernel<32>
+                           : hd == 64 ? attention_cached_split_kernel<64> : attention_cached_split_kernel<128>;
+    kernel<<<static_cast<unsigned>(items), kSplit * 32, 0, stream>>>(out, qkv, kcache, vcache, slot, pos, QKV,
+                                                                   H, KVH, len, scale);
+    SCORE_CUDA_LAUNCH_CHECK();
+    return;
+  }
   constexpr int kWarps = 4;
   attention_cached_kernel<<<ceil_div(items, kWarps), kWarps * 32, kWarps * hd * sizeof(float),
                             stream>>>(out, qkv, kcache, vcache, slot, pos, N, QKV, H, KVH, hd, len,
-                                      1.0f / std::sqrt(static_cast<float>(hd)));
+                                      scale);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 

@@ -471,19 +471,29 @@ TEST(flash_attention_rejects_large_heads) {
 
 TEST(attention_cached) {
   Rng rng(g_seed + 7);
+  // hd 40: the generic kernel; 64 and 128: the split kernel, at len 300 with 2 or 3
+  // position blocks per warp; positions 0 and len - 1 always among the rows.
+  for (auto [hd, len] : {std::array<int, 2>{40, 75}, {64, 300}, {128, 75}}) {
+    const int H = 4, KVH = 2, QKV = (H + 2 * KVH) * hd, slots = 3, N = 9;
+    const auto qkv = randn(size_t(N) * QKV, rng);
+    const auto kc = randn(size_t(slots) * KVH * len * hd, rng), vc = randn(kc.size(), rng);
+    const auto slot = randint(N, slots, rng);
+    auto pos = randint(N, len, rng);
+    pos[0] = 0, pos[1] = len - 1;
+    std::vector<float> out(size_t(N) * H * hd);
+    cpu::attention_cached_forward<float>(out.data(), qkv.data(), kc.data(), vc.data(), slot.data(),
+                                         pos.data(), N, QKV, H, KVH, hd, len);
+    Dev<float> X(qkv), K(kc), Vv(vc), O(out.size());
+    Dev<int32_t> S(slot), P(pos);
+    cu::attention_cached_forward(O.p, X.p, K.p, Vv.p, S.p, P.p, N, QKV, H, KVH, hd, len, nullptr);
+    CHECK_ALL(O.down(), out, 1e-5, 1e-4);  // online vs two-pass softmax, float32
+  }
+  // kv_store: row r's k/v land at (slot, head, pos).
   const int H = 4, KVH = 2, hd = 40, QKV = (H + 2 * KVH) * hd, slots = 3, len = 75, N = 9;
   const auto qkv = randn(size_t(N) * QKV, rng);
-  const auto kc = randn(size_t(slots) * KVH * len * hd, rng), vc = randn(kc.size(), rng);
-  const auto slot = randint(N, slots, rng), pos = randint(N, len, rng);
-  std::vector<float> out(size_t(N) * H * hd);
-  cpu::attention_cached_forward<float>(out.data(), qkv.data(), kc.data(), vc.data(), slot.data(),
-                                       pos.data(), N, QKV, H, KVH, hd, len);
-  Dev<float> X(qkv), K(kc), Vv(vc), O(out.size());
-  Dev<int32_t> S(slot), P(pos);
-  cu::attention_cached_forward(O.p, X.p, K.p, Vv.p, S.p, P.p, N, QKV, H, KVH, hd, len, nullptr);
-  CHECK_ALL(O.down(), out, 1e-5, 1e-4);  // online vs two-pass softmax, float32
-  // kv_store: row r's k/v land at (slot, head, pos).
-  Dev<float> K2(std::vector<float>(kc.size(), 0.f)), V2(std::vector<float>(kc.size(), 0.f));
+  const size_t cache = size_t(slots) * KVH * len * hd;
+  Dev<float> X(qkv);
+  Dev<float> K2(std::vector<float>(cache, 0.f)), V2(std::vector<float>(cache, 0.f));
   const std::vector<int32_t> s1 = {2}, p1 = {11};
   Dev<int32_t> S1(s1), P1(p1);
   cu::kv_store(K2.p, V2.p, X.p, S1.p, P1.p, 1, QKV, H, KVH, hd, len, nullptr);
