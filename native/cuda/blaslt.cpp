@@ -59,11 +59,6 @@ class LtImpl final : public LtMatmul {
 
   bool run(const Gemm& g, cudaStream_t stream) override {
     if (g.batch != 1 || g.M == 0 || g.N == 0 || g.K == 0) return false;
-    // Products of depth < 16 stay on our kernel: nothing to gain here, and at K = 1 (the
-    // weight gradient of a one-row batch) cuBLASLt's result erred by 1.86x the bound of
-    // bf16 operands with float32 accumulation (linear_cublaslt on an H200), as if it
-    // rounded an intermediate to bf16.
-    if (g.K < 16) return false;
     // A bias is added in cuBLASLt's epilogue (one pass less over the output) when C is
     // overwritten and the bias is 16-byte aligned; otherwise the caller adds it.
     if (g.bias && (g.accumulate || alignment(g.bias) < 16)) return false;

@@ -4,10 +4,10 @@
 //  - float32 paths: the same formula in float on both sides, different summation
 //    order (warp trees, atomics) => |err| <= 1e-5 abs + 1e-4 rel, looser only where
 //    a sum of many terms is compared (stated there);
-//  - bf16 GEMM: inputs rounded to bf16 (relative error <= 2^-9 each, so a product
-//    term errs by <= 2^-8 |a||b|), float32 accumulation => against float32 on
-//    unrounded inputs |err| <= 2^-8 sum_k |a_ik b_kj| (+ accumulation slack); against
-//    the host product of the same bf16-rounded inputs it is a float32 comparison.
+//  - bf16 GEMM: inputs rounded to bf16 (8 significant bits: relative error <= 2^-8
+//    each, so a product term errs by <= 2^-7 |a||b|), float32 accumulation => against
+//    float32 on unrounded inputs |err| <= 2^-7 sum_k |a_ik b_kj| (+ accumulation slack);
+//    against the host product of the same bf16-rounded inputs it is a float32 comparison.
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -132,11 +132,12 @@ std::vector<float> abs_of(const std::vector<float>& v) {
   for (auto& x : r) x = std::fabs(x);
   return r;
 }
-// The bf16 bound of the header, 2^-8 sum_k |a_ik b_kj|, from the product of the absolute
-// values s; 1% and 1e-5 more for the float32 accumulation and the bias add.
+// The bf16 bound of the header, 2^-7 sum_k |a_ik b_kj|, from the product of the absolute
+// values s; 1% and 1e-5 more for the float32 accumulation and the bias add. (A product
+// of K = 1 reached 0.85 of it, on our kernel and on cuBLASLt alike.)
 std::vector<float> bf16_bound(const std::vector<float>& s) {
   std::vector<float> b(s);
-  for (auto& x : b) x = x / 256.0f * 1.01f + 1e-5f;
+  for (auto& x : b) x = x / 128.0f * 1.01f + 1e-5f;
   return b;
 }
 
@@ -204,9 +205,7 @@ void check_linear(cu::MatmulPrecision prec, bool padded, cu::LtMatmul* lt = null
     if (lt) {
       // cuBLASLt multiplies the bf16 copies (rounded to nearest even), and an odd
       // extent's last columns / rows run on our kernel (bf16 too): against float32 on the
-      // unrounded inputs, the bf16 bound. (A bound of 2^-8 * 0.8 K, the mean term
-      // size of normal inputs times K, failed at K = 1 on an H200: one product of two
-      // normals can exceed 0.8 several times.)
+      // unrounded inputs, the bf16 bound.
       std::vector<float> ex(size_t(N) * OC), ex_dx(size_t(N) * IC, 0.f), ex_dw(size_t(OC) * IC, 0.f);
       cpu::matmul_forward<float>(ex.data(), x.data(), w.data(), b.data(), N, IC, OC);
       cpu::matmul_backward<float>(ex_dx.data(), ex_dw.data(), nullptr, dout.data(), x.data(), w.data(), N, IC, OC);
