@@ -6,9 +6,9 @@
 // Tolerances: with fp32 matmuls the two backends differ only in summation order
 // (1e-4 on log-probabilities of a 2-layer model; measured on an H200: <= 2e-5).
 // With the default bf16 matmuls the inputs of every product are rounded to 8
-// significant bits (relative 2^-9). These random-weight models (std 0.3) have logits
-// of spread ~4 and log-probabilities down to -15, so a 2^-8 relative error of each
-// product input, through two blocks and the lm_head, moves log-probabilities by up to
+// significant bits (relative error up to 2^-8). These random-weight models (std 0.3)
+// have logits of spread ~4 and log-probabilities down to -15, so a 2^-8 relative error
+// of each product input, through two blocks and the lm_head, moves log-probabilities by up to
 // ~0.1 (measured on an H200: 0.05 gpt2, 0.12 llama, 0.10 qwen2): 0.25 abs, and the
 // losses built from them (and their KL terms against a fixed reference) by a few
 // percent: 8% relative.
