@@ -146,6 +146,48 @@ __global__ void __launch_bounds__(kVecWarps * 32)
   }
 }
 
+// Forward for rows of C = 128 G floats, 16-byte aligned: a lane loads its G float4 groups
+// of the row at once and keeps them in registers for the mean, the variance (two-pass, as
+// the CPU) and the output. The generic kernel reads the row three times, a load at a time
+// per lane: 12 us a call at decode's 64 rows on an H200, a quarter of a decode step.
+template <int G>
+__global__ void layernorm_forward_vec_kernel(float* out, float* mean, float* rstd, const float* inp,
+                                             const float* w, const float* b, int N, float eps) {
+  constexpr int C = 128 * G;
+  const int lane = threadIdx.x % 32;
+  const int n = blockIdx.x * kWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  const float4* x4 = reinterpret_cast<const float4*>(inp + static_cast<int64_t>(n) * C);
+  float4 xv[G];
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < G; k++) {
+    xv[k] = x4[lane + 32 * k];
+    s += xv[k].x + xv[k].y + xv[k].z + xv[k].w;
+  }
+  const float m = warp_sum(s) / C;
+  float v = 0.f;
+#pragma unroll
+  for (int k = 0; k < G; k++) {
+    const float a = xv[k].x - m, bb = xv[k].y - m, c = xv[k].z - m, d = xv[k].w - m;
+    v += a * a + bb * bb + c * c + d * d;
+  }
+  const float r = rsqrtf(warp_sum(v) / C + eps);
+  float4* o4 = reinterpret_cast<float4*>(out + static_cast<int64_t>(n) * C);
+  const float4* w4 = reinterpret_cast<const float4*>(w);
+  const float4* b4 = reinterpret_cast<const float4*>(b);
+#pragma unroll
+  for (int k = 0; k < G; k++) {
+    const float4 wk = w4[lane + 32 * k], bk = b4[lane + 32 * k];
+    o4[lane + 32 * k] = make_float4((xv[k].x - m) * r * wk.x + bk.x, (xv[k].y - m) * r * wk.y + bk.y,
+                                    (xv[k].z - m) * r * wk.z + bk.z, (xv[k].w - m) * r * wk.w + bk.w);
+  }
+  if (lane == 0) {
+    if (mean) mean[n] = m;
+    rstd[n] = r;
+  }
+}
+
 template <int G>
 void launch_backward_vec(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                          const float* w, const float* mean, const float* rstd, int N,
@@ -166,8 +208,23 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
                        const float* b, int N, int C, double eps, cudaStream_t stream) {
   if (N == 0) return;
-  layernorm_forward_kernel<<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(
-      out, mean, rstd, inp, w, b, N, C, static_cast<float>(eps));
+  const float e = static_cast<float>(eps);
+  if (C % 128 == 0 && C <= 1024 && aligned16(out) && aligned16(inp) && aligned16(w) && aligned16(b)) {
+    const int blocks = ceil_div(N, kWarps);
+    switch (C / 128) {
+#define SCORE_LN_FWD(G)                                                                          \
+  case G:                                                                                        \
+    layernorm_forward_vec_kernel<G><<<blocks, kWarps * 32, 0, stream>>>(out, mean, rstd, inp, w, b, N, e); \
+    break;
+      SCORE_LN_FWD(1) SCORE_LN_FWD(2) SCORE_LN_FWD(3) SCORE_LN_FWD(4)
+      SCORE_LN_FWD(5) SCORE_LN_FWD(6) SCORE_LN_FWD(7) SCORE_LN_FWD(8)
+#undef SCORE_LN_FWD
+    }
+    SCORE_CUDA_LAUNCH_CHECK();
+    return;
+  }
+  layernorm_forward_kernel<<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, mean, rstd, inp, w, b,
+                                                                           N, C, e);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 
