@@ -543,6 +543,8 @@ class CudaBackend final : public Backend {
     // With cuBLASLt: the chunk's hidden rows in bf16, converted for the logits product and
     // kept (scratch slot 1; backward converts dlogits into slot 0) for dW_lm.
     uint16_t* h16 = lt_ ? lt_->bf16_scratch(1, static_cast<size_t>(chunk) * C) : nullptr;
+    // ... and the classifier writes dlogits in bf16 too (slot 0), for dh and dW_lm.
+    uint16_t* dl16 = lt_ && loss ? lt_->bf16_scratch(0, static_cast<size_t>(chunk) * ld) : nullptr;
     for (size_t r0 = 0; r0 < total; r0 += chunk) {
       const int m = static_cast<int>(std::min<size_t>(chunk, total - r0));
       gather_rows(h, hidden, d_rows_ + r0, m, C, stream_);
@@ -555,13 +557,14 @@ class CudaBackend final : public Backend {
         out.kl = row_stats_.get() + total + r0;
         out.kl_raw = row_stats_.get() + 2 * total + r0;
         out.clipped = row_stats_.get() + 3 * total + r0;
+        out.dlogits16 = dl16;
       }
       classifier_rows(logits, ld, d_target_ + r0, d_slot_ + r0, m, V, loss, out, stream_);
       if (!loss) continue;
       SCORE_CUDA_CHECK(cudaMemsetAsync(dh, 0, sizeof(float) * m * C, stream_));
       // dh (m, C) += dlogits @ wlm;  dwlm (V, C) += dlogits^T @ h
       matmul_backward(dh, G(layout_.lm_head_w), nullptr, logits, h, wlm, m, C, V, opt_.matmul,
-                      stream_, lt_.get(), ld, wlm16, h16);
+                      stream_, lt_.get(), ld, wlm16, h16, false, dl16);
       scatter_add_rows(dhidden, dh, d_rows_ + r0, m, C, stream_);
     }
   }

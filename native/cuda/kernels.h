@@ -79,6 +79,7 @@ class LtMatmul {
 // (forward, optional): where to put the bf16 copy of inp, (N, IC), so that backward can
 // take it as `inp16` instead of converting inp again. `dinp_overwrite`: dinp = the
 // product instead of dinp += (saves the caller zeroing it, and the GEMM reading it).
+// `dout16` (optional): dout's bf16 copy, same strides, made by its producer.
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int IC, int OC, MatmulPrecision prec, cudaStream_t stream,
                     LtMatmul* lt = nullptr, int ldo = 0, const uint16_t* weight16 = nullptr,
@@ -87,7 +88,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
                      cudaStream_t stream, LtMatmul* lt = nullptr, int ldo = 0,
                      const uint16_t* weight16 = nullptr, const uint16_t* inp16 = nullptr,
-                     bool dinp_overwrite = false);
+                     bool dinp_overwrite = false, const uint16_t* dout16 = nullptr);
 // dst (rows, cols; row stride ld) = src rounded to bf16 (nearest even; bit patterns), the
 // columns past cols untouched.
 void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld,
@@ -159,6 +160,9 @@ struct ClassifierRowOut {
   double* kl = nullptr;      // weight * w_kl * KL
   double* kl_raw = nullptr;  // weight * KL
   double* clipped = nullptr; // weight if clipped
+  // With a loss, optional: dlogits also as bf16 (nearest even) at the same row stride,
+  // the operand of the lm_head's backward products on cuBLASLt (no separate conversion).
+  uint16_t* dlogits16 = nullptr;
 };
 // logits (m, ld), V <= ld valid columns, in place: statistics per row, then (with loss)
 // dlogits = g (onehot - softmax) where g = weight * dloss/dlogp * inv_norm; target (m),

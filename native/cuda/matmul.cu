@@ -120,11 +120,12 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
                      cudaStream_t stream, LtMatmul* lt, int ldo, const uint16_t* weight16,
-                     const uint16_t* inp16, bool dinp_overwrite) {
+                     const uint16_t* inp16, bool dinp_overwrite, const uint16_t* dout16_given) {
   if (!ldo) ldo = OC;
   // With the weight's bf16 copy, dout is converted once for both products.
   const bool bf = lt && weight16 && prec == MatmulPrecision::BF16 && N > 0 && (dinp || dweight);
-  const uint16_t* dout16 = bf ? converted(lt, 0, dout, N, OC, ldo, stream) : nullptr;
+  const uint16_t* dout16 =
+      !bf ? nullptr : dout16_given ? dout16_given : converted(lt, 0, dout, N, OC, ldo, stream);
   if (dinp) {  // dinp (N, IC) += (or =) dout (N, OC) @ weight (OC, IC)
     Gemm g;
     g.A = dout, g.lda = ldo, g.a_kcontig = true;

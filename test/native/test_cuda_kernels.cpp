@@ -552,6 +552,8 @@ TEST(classifier_rows_rl_loss) {
         cu::ClassifierRowOut out;
         out.logp = LP.p, out.entropy = EN.p, out.pg = ST.p, out.kl = ST.p + m, out.kl_raw = ST.p + 2 * m,
         out.clipped = ST.p + 3 * m;
+        Dev<uint16_t> L16(std::vector<uint16_t>(size_t(m) * ld, 0xABCD));
+        out.dlogits16 = L16.p;
         cu::classifier_rows(L.p, ld, TG.p, SL.p, m, V, &dtl, out, nullptr);
         // logsumexp over 3001 float terms: 1e-5 abs + 1e-5 rel on logp and entropy.
         CHECK_ALL(LP.down(), lp, 1e-5, 1e-5);
@@ -560,6 +562,24 @@ TEST(classifier_rows_rl_loss) {
         const auto got = unpad_rows(L.down(), m, V, ld, &pad_changed);
         CHECK(pad_changed == 0);
         CHECK_ALL(got, dl, 1e-7, 1e-4);  // dlogits: probabilities ~1e-4, float exp
+        // Their bf16 copy: the float dlogits rounded to nearest even, bit for bit; the
+        // padding untouched.
+        const auto g16 = L16.down();
+        int bad16 = 0, pad16 = 0;
+        for (int r = 0; r < m; r++)
+          for (int v = 0; v < ld; v++) {
+            const uint16_t h = g16[size_t(r) * ld + v];
+            if (v >= V) {
+              pad16 += h != 0xABCD;
+              continue;
+            }
+            const float f = bf16_round(got[size_t(r) * V + v]);
+            uint32_t u;
+            std::memcpy(&u, &f, 4);
+            bad16 += h != (u >> 16);
+          }
+        CHECK(bad16 == 0);
+        CHECK(pad16 == 0);
         const auto st = ST.down();
         std::vector<float> pgd(m);
         for (int r = 0; r < m; r++) pgd[r] = float(st[r]);
