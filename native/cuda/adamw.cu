@@ -1,7 +1,10 @@
 // AdamW and the global gradient norm (cpu twin: native/cpu/adamw.cpp). The update
 // uses the same float expression as the CPU with the same host-computed constants.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "cuda/common.h"
 #include "cuda/kernels.h"
@@ -20,17 +23,48 @@ __global__ void sum_squares_kernel(double* out, const float* x, size_t n) {
   if (threadIdx.x == 0) atomicAdd(out, s);
 }
 
-__global__ void adamw_kernel(float* p, const float* grads, float* m, float* v, size_t n,
-                             float beta1, float beta2, float eps, float decay, float step,
-                             float inv_sqrt_bc2, float grad_scale) {
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= n) return;
-  const float g = grads[i] * grad_scale;
-  const float mi = beta1 * m[i] + (1.0f - beta1) * g;
-  const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-  m[i] = mi;
-  v[i] = vi;
-  p[i] = p[i] * decay - step * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+struct AdamW {
+  float beta1, beta2, eps, decay, step, inv_sqrt_bc2, grad_scale;
+  // One element: m, v updated in place, the new parameter returned.
+  __device__ __forceinline__ float update(float p, float g, float& m, float& v) const {
+    g *= grad_scale;
+    m = beta1 * m + (1.0f - beta1) * g;
+    v = beta2 * v + (1.0f - beta2) * g * g;
+    return p * decay - step * m / (sqrtf(v) * inv_sqrt_bc2 + eps);
+  }
+};
+
+__device__ __forceinline__ uint16_t bf16_bits(float x) {  // nearest even, as to_bf16
+  return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+}
+
+// Groups of 4 (16-byte loads and stores) for the first n4 groups when the pointers are
+// aligned, then one element a thread; p16 (nullable): the new parameters in bf16 too.
+__global__ void adamw_kernel(float* p, const float* grads, float* m, float* v, uint16_t* p16,
+                             size_t n, size_t n4, AdamW a) {
+  const size_t first = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  for (size_t i = first; i < n4; i += stride) {
+    float4 pp = reinterpret_cast<float4*>(p)[i], mm = reinterpret_cast<float4*>(m)[i],
+           vv = reinterpret_cast<float4*>(v)[i];
+    const float4 gg = reinterpret_cast<const float4*>(grads)[i];
+    pp.x = a.update(pp.x, gg.x, mm.x, vv.x);
+    pp.y = a.update(pp.y, gg.y, mm.y, vv.y);
+    pp.z = a.update(pp.z, gg.z, mm.z, vv.z);
+    pp.w = a.update(pp.w, gg.w, mm.w, vv.w);
+    reinterpret_cast<float4*>(p)[i] = pp, reinterpret_cast<float4*>(m)[i] = mm;
+    reinterpret_cast<float4*>(v)[i] = vv;
+    if (p16) {
+      uint2 u;
+      u.x = bf16_bits(pp.x) | static_cast<uint32_t>(bf16_bits(pp.y)) << 16;
+      u.y = bf16_bits(pp.z) | static_cast<uint32_t>(bf16_bits(pp.w)) << 16;
+      reinterpret_cast<uint2*>(p16)[i] = u;
+    }
+  }
+  for (size_t i = 4 * n4 + first; i < n; i += stride) {
+    p[i] = a.update(p[i], grads[i], m[i], v[i]);
+    if (p16) p16[i] = bf16_bits(p[i]);
+  }
 }
 
 }  // namespace
@@ -44,15 +78,19 @@ void sum_squares(double* out, const float* x, size_t n, cudaStream_t stream) {
 
 void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr,
                   float beta1, float beta2, float eps, float weight_decay, int t,
-                  float grad_scale, cudaStream_t stream) {
+                  float grad_scale, cudaStream_t stream, uint16_t* params16) {
   if (n == 0) return;
   const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), t);
   const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), t);
   const float step = static_cast<float>(lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
-  adamw_kernel<<<ceil_div(static_cast<long long>(n), 256), 256, 0, stream>>>(
-      params, grads, m, v, n, beta1, beta2, eps, decay, step, inv_sqrt_bc2, grad_scale);
+  auto al = [](const void* q, int b) { return reinterpret_cast<uintptr_t>(q) % b == 0; };
+  const bool vec = al(params, 16) && al(grads, 16) && al(m, 16) && al(v, 16) && (!params16 || al(params16, 8));
+  const size_t n4 = vec ? n / 4 : 0;
+  const int blocks = std::min(ceil_div(static_cast<long long>(n4 + (n - 4 * n4)), 256), 16384);
+  adamw_kernel<<<blocks, 256, 0, stream>>>(params, grads, m, v, params16, n, n4,
+                                           AdamW{beta1, beta2, eps, decay, step, inv_sqrt_bc2, grad_scale});
   SCORE_CUDA_LAUNCH_CHECK();
 }
 

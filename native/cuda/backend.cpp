@@ -197,12 +197,15 @@ class CudaBackend final : public Backend {
       if (opt.max_grad_norm > 0 && st.grad_norm > opt.max_grad_norm)
         st.clip_scale = opt.max_grad_norm / (st.grad_norm + 1e-6);
       step_++;
+      // The bf16 copy (when cuBLASLt has made one) is written by the update itself: every
+      // tensor is updated, so afterwards it is current.
+      uint16_t* p16 = params16_.get();
       for (const TensorSpec& t : layout_.tensors())
         adamw_update(params_.get() + t.offset, grads_.get() + t.offset, m_.get() + t.offset,
                      v_.get() + t.offset, t.numel, opt.lr, opt.beta1, opt.beta2, opt.eps,
                      t.decay ? opt.weight_decay : 0.0f, static_cast<int>(step_),
-                     static_cast<float>(st.clip_scale), stream_);
-      params16_stale_ = true;
+                     static_cast<float>(st.clip_scale), stream_, p16 ? p16 + t.offset : nullptr);
+      params16_stale_ = p16 == nullptr;
       zero_grads_async();
       sync();
       st.step = step_;

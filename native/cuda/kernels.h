@@ -184,8 +184,10 @@ void greedy_rows(int32_t* token, float* logp, const float* logits, int m, int V,
 // ---- adamw.cu ----
 // *out (one double on the device) += sum of squares of x (n).
 void sum_squares(double* out, const float* x, size_t n, cudaStream_t stream);
+// params16 (nullable): the updated parameters also in bf16 (nearest even), the copy the
+// products on cuBLASLt read (no separate conversion after the step).
 void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr,
                   float beta1, float beta2, float eps, float weight_decay, int t,
-                  float grad_scale, cudaStream_t stream);
+                  float grad_scale, cudaStream_t stream, uint16_t* params16 = nullptr);
 
 }  // namespace score::cuda

@@ -730,11 +730,31 @@ TEST(adamw_and_norm) {
   cu::sum_squares(SS.p, Gd.p, n, nullptr);
   CHECK_NEAR(SS.down()[0], ss, 0.0, 1e-12);  // double sums, different order
   cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.7f);
-  cu::adamw_update(P.p, Gd.p, M.p, Vd.p, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.7f, nullptr);
+  // With the bf16 copy of the new parameters (16-byte groups, then the n % 4 tail).
+  Dev<uint16_t> P16(n);
+  cu::adamw_update(P.p, Gd.p, M.p, Vd.p, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.7f, nullptr, P16.p);
   // The same float expression; the CPU may fuse multiply-adds (AVX-512): a few ulps.
-  CHECK_ALL(P.down(), p, 1e-7, 1e-6);
+  const auto got = P.down();
+  CHECK_ALL(got, p, 1e-7, 1e-6);
   CHECK_ALL(M.down(), m, 1e-8, 1e-6);
   CHECK_ALL(Vd.down(), v, 1e-9, 1e-6);
+  const auto p16 = P16.down();
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    const float r = bf16_round(got[i]);
+    uint32_t u;
+    std::memcpy(&u, &r, 4);
+    bad += p16[i] != (u >> 16);
+  }
+  CHECK(bad == 0);  // the device's own updated parameters, rounded to nearest even
+  // Unaligned (an offset of one float): the element path gives the same update.
+  auto p2 = randn(n, rng), m2 = randn(n, rng, 0.1), v2 = randn(n, rng, 0.1);
+  for (auto& x : v2) x = x * x;
+  Dev<float> P2(p2), M2(m2), V2(v2);
+  cu::adamw_update(P2.p + 1, Gd.p + 1, M2.p + 1, V2.p + 1, n - 1, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f, 1, 1.0f, nullptr);
+  cpu::adamw_update(p2.data() + 1, g.data() + 1, m2.data() + 1, v2.data() + 1, n - 1, 1e-3f, 0.9f, 0.95f, 1e-8f,
+                    0.0f, 1, 1.0f);
+  CHECK_ALL(P2.down(), p2, 1e-7, 1e-6);
 }
 
 int main() {
