@@ -79,9 +79,7 @@ class LtImpl final : public LtMatmul {
       rest.B = g.b_ncontig ? g.B + n0 : g.B + n0 * g.ldb;
       rest.C = g.C + n0;
       if (g.bias) rest.bias = g.bias + n0;
-      if (!run(bulk, stream)) return false;
-      gemm(rest, MatmulPrecision::BF16, stream);
-      return true;
+      return run_split(bulk, rest, stream);
     }
     if (k_contig && g.K % kVec && g.K > kVec) {
       const int k0 = g.K - g.K % kVec;
@@ -92,9 +90,7 @@ class LtImpl final : public LtMatmul {
       rest.B = g.b_ncontig ? g.B + k0 * g.ldb : g.B + k0;
       rest.accumulate = true;  // onto the bulk's result, which has the bias
       rest.bias = nullptr;
-      if (!run(bulk, stream)) return false;
-      gemm(rest, MatmulPrecision::BF16, stream);
-      return true;
+      return run_split(bulk, rest, stream);
     }
     if (m_contig && g.M % kVec && g.M > kVec) {
       const int m0 = g.M - g.M % kVec;
@@ -103,9 +99,7 @@ class LtImpl final : public LtMatmul {
       rest.M = g.M - m0;
       rest.A = g.A + m0;  // A is (K, M) as stored here: rows m0.. are columns m0..
       rest.C = g.C + m0 * g.ldc;
-      if (!run(bulk, stream)) return false;
-      gemm(rest, MatmulPrecision::BF16, stream);
-      return true;
+      return run_split(bulk, rest, stream);
     }
     const bool bf = g.A16 && g.B16;
     const void* a = bf ? static_cast<const void*>(g.A16) : g.A;
@@ -135,6 +129,14 @@ class LtImpl final : public LtMatmul {
   uint16_t* bf16_scratch(int slot, size_t n) override { return scratch_[slot].ensure(n); }
 
  private:
+  // The bulk here, then the rest on our kernel; false, with nothing done, where the bulk
+  // is refused.
+  bool run_split(const Gemm& bulk, const Gemm& rest, cudaStream_t stream) {
+    if (!run(bulk, stream)) return false;
+    gemm(rest, MatmulPrecision::BF16, stream);
+    return true;
+  }
+
   using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, bool, bool, uint32_t, bool, bool>;
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
