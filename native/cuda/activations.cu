@@ -1,10 +1,8 @@
 // Elementwise layers (cpu twins: native/cpu/gelu.cpp, native/cpu/swiglu.cpp) and the
 // residual add. Same float formulas as the CPU: GELU-tanh as x / (1 + exp(-2u)).
-#include <algorithm>
-#include <cstdint>
-
 #include "cuda/common.h"
 #include "cuda/kernels.h"
+#include "cuda/vec.cuh"
 
 namespace score::cuda {
 namespace {
@@ -23,21 +21,7 @@ __device__ __forceinline__ float gelu_grad(float x, float d) {
   return d * (s + x * 2.0f * s * (1.0f - s) * du);
 }
 
-// The elementwise kernels walk n floats in groups of 4 (16-byte loads and stores) when
-// every pointer is 16-byte aligned, with a grid-stride loop; n4 = the number of groups
-// (0 when unaligned), the last n - 4 n4 floats one at a time.
-struct Span {
-  size_t n, n4;
-  __device__ size_t first() const { return blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; }
-  __device__ size_t stride() const { return static_cast<size_t>(gridDim.x) * blockDim.x; }
-};
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-Span span(size_t n, bool aligned) { return {n, aligned ? n / 4 : 0}; }
-int blocks_for(const Span& sp) {
-  const size_t work = sp.n4 + (sp.n - 4 * sp.n4);
-  return static_cast<int>(std::min<size_t>((work + 255) / 256, 16384));
-}
-
+// The elementwise kernels walk n floats as a Span (vec.cuh): 16-byte groups, then a tail.
 __global__ void gelu_forward_kernel(float* out, const float* inp, Span sp) {
   for (size_t i = sp.first(); i < sp.n4; i += sp.stride()) {
     const float4 x = reinterpret_cast<const float4*>(inp)[i];
@@ -92,13 +76,13 @@ __global__ void add_kernel(float* y, const float* x, Span sp) {
 
 void gelu_forward(float* out, const float* inp, size_t n, cudaStream_t stream) {
   if (n == 0) return;
-  const Span sp = span(n, aligned16(out) && aligned16(inp));
+  const Span sp = span(n, aligned(out, 16) && aligned(inp, 16));
   gelu_forward_kernel<<<blocks_for(sp), 256, 0, stream>>>(out, inp, sp);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n, cudaStream_t stream) {
   if (n == 0) return;
-  const Span sp = span(n, aligned16(dinp) && aligned16(inp) && aligned16(dout));
+  const Span sp = span(n, aligned(dinp, 16) && aligned(inp, 16) && aligned(dout, 16));
   gelu_backward_kernel<<<blocks_for(sp), 256, 0, stream>>>(dinp, inp, dout, sp);
   SCORE_CUDA_LAUNCH_CHECK();
 }
@@ -117,7 +101,7 @@ void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, in
 }
 void add_inplace(float* y, const float* x, size_t n, cudaStream_t stream) {
   if (n == 0) return;
-  const Span sp = span(n, aligned16(y) && aligned16(x));
+  const Span sp = span(n, aligned(y, 16) && aligned(x, 16));
   add_kernel<<<blocks_for(sp), 256, 0, stream>>>(y, x, sp);
   SCORE_CUDA_LAUNCH_CHECK();
 }

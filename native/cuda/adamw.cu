@@ -1,7 +1,5 @@
 // AdamW and the global gradient norm (cpu twin: native/cpu/adamw.cpp). The update
 // uses the same float expression as the CPU with the same host-computed constants.
-#include <cuda_bf16.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -9,6 +7,7 @@
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 #include "cuda/reduce.cuh"
+#include "cuda/vec.cuh"
 
 namespace score::cuda {
 namespace {
@@ -34,17 +33,10 @@ struct AdamW {
   }
 };
 
-__device__ __forceinline__ uint16_t bf16_bits(float x) {  // nearest even, as to_bf16
-  return __bfloat16_as_ushort(__float2bfloat16_rn(x));
-}
-
-// Groups of 4 (16-byte loads and stores) for the first n4 groups when the pointers are
-// aligned, then one element a thread; p16 (nullable): the new parameters in bf16 too.
+// Over a Span (vec.cuh); p16 (nullable): the new parameters in bf16 too.
 __global__ void adamw_kernel(float* p, const float* grads, float* m, float* v, uint16_t* p16,
-                             size_t n, size_t n4, AdamW a) {
-  const size_t first = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
-  for (size_t i = first; i < n4; i += stride) {
+                             Span sp, AdamW a) {
+  for (size_t i = sp.first(); i < sp.n4; i += sp.stride()) {
     float4 pp = reinterpret_cast<float4*>(p)[i], mm = reinterpret_cast<float4*>(m)[i],
            vv = reinterpret_cast<float4*>(v)[i];
     const float4 gg = reinterpret_cast<const float4*>(grads)[i];
@@ -54,16 +46,11 @@ __global__ void adamw_kernel(float* p, const float* grads, float* m, float* v, u
     pp.w = a.update(pp.w, gg.w, mm.w, vv.w);
     reinterpret_cast<float4*>(p)[i] = pp, reinterpret_cast<float4*>(m)[i] = mm;
     reinterpret_cast<float4*>(v)[i] = vv;
-    if (p16) {
-      uint2 u;
-      u.x = bf16_bits(pp.x) | static_cast<uint32_t>(bf16_bits(pp.y)) << 16;
-      u.y = bf16_bits(pp.z) | static_cast<uint32_t>(bf16_bits(pp.w)) << 16;
-      reinterpret_cast<uint2*>(p16)[i] = u;
-    }
+    if (p16) reinterpret_cast<uint2*>(p16)[i] = bf16x4(pp);
   }
-  for (size_t i = 4 * n4 + first; i < n; i += stride) {
+  for (size_t i = 4 * sp.n4 + sp.first(); i < sp.n; i += sp.stride()) {
     p[i] = a.update(p[i], grads[i], m[i], v[i]);
-    if (p16) p16[i] = bf16_bits(p[i]);
+    if (p16) p16[i] = static_cast<uint16_t>(bf16_bits(p[i]));
   }
 }
 
@@ -85,12 +72,10 @@ void adamw_update(float* params, const float* grads, float* m, float* v, size_t 
   const float step = static_cast<float>(lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
-  auto al = [](const void* q, int b) { return reinterpret_cast<uintptr_t>(q) % b == 0; };
-  const bool vec = al(params, 16) && al(grads, 16) && al(m, 16) && al(v, 16) && (!params16 || al(params16, 8));
-  const size_t n4 = vec ? n / 4 : 0;
-  const int blocks = std::min(ceil_div(static_cast<long long>(n4 + (n - 4 * n4)), 256), 16384);
-  adamw_kernel<<<blocks, 256, 0, stream>>>(params, grads, m, v, params16, n, n4,
-                                           AdamW{beta1, beta2, eps, decay, step, inv_sqrt_bc2, grad_scale});
+  const Span sp = span(n, aligned(params, 16) && aligned(grads, 16) && aligned(m, 16) &&
+                              aligned(v, 16) && (!params16 || aligned(params16, 8)));
+  const AdamW a{beta1, beta2, eps, decay, step, inv_sqrt_bc2, grad_scale};
+  adamw_kernel<<<blocks_for(sp), 256, 0, stream>>>(params, grads, m, v, params16, sp, a);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 

@@ -7,23 +7,18 @@
 // dloss/dlogp / norm is computed here and never crosses to the host), and overwrites the
 // logits with dlogits = g (onehot - softmax). No (N, V) tensor exists: the chunk scratch
 // is reused.
-#include <cuda_bf16.h>
-
 #include <cmath>
 #include <cstdint>
 
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 #include "cuda/reduce.cuh"
+#include "cuda/vec.cuh"
 
 namespace score::cuda {
 namespace {
 
 constexpr int kThreads = 512;
-
-__device__ __forceinline__ uint32_t bf16_bits(float v) {  // nearest even, as to_bf16
-  return __bfloat16_as_ushort(__float2bfloat16_rn(v));
-}
 
 struct Terms {
   double pg, kl, kl_raw, dlogp;
@@ -157,12 +152,7 @@ __global__ void __launch_bounds__(kThreads)
     q.z = 4 * v + 2 == t ? at_t : a * expf(q.z - mx);
     q.w = 4 * v + 3 == t ? at_t : a * expf(q.w - mx);
     reinterpret_cast<float4*>(x)[v] = q;
-    if (x16) {
-      uint2 u;
-      u.x = bf16_bits(q.x) | bf16_bits(q.y) << 16;  // the lower address holds the lower half
-      u.y = bf16_bits(q.z) | bf16_bits(q.w) << 16;
-      reinterpret_cast<uint2*>(x16)[v] = u;
-    }
+    if (x16) reinterpret_cast<uint2*>(x16)[v] = bf16x4(q);
   }
   for (int v = 4 * V4 + threadIdx.x; v < V; v += blockDim.x) {
     x[v] = v == t ? at_t : a * expf(x[v] - mx);

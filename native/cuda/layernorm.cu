@@ -7,6 +7,7 @@
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 #include "cuda/reduce.cuh"
+#include "cuda/vec.cuh"
 
 namespace score::cuda {
 namespace {
@@ -201,7 +202,6 @@ void launch_backward_vec(float* dinp, float* dw, float* db, const float* dout, c
   SCORE_CUDA_LAUNCH_CHECK();
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
 
@@ -209,7 +209,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
                        const float* b, int N, int C, double eps, cudaStream_t stream) {
   if (N == 0) return;
   const float e = static_cast<float>(eps);
-  if (C % 128 == 0 && C <= 1024 && aligned16(out) && aligned16(inp) && aligned16(w) && aligned16(b)) {
+  if (C % 128 == 0 && C <= 1024 && aligned(out, 16) && aligned(inp, 16) && aligned(w, 16) && aligned(b, 16)) {
     const int blocks = ceil_div(N, kWarps);
     switch (C / 128) {
 #define SCORE_LN_FWD(G)                                                                          \
@@ -232,8 +232,8 @@ void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, co
                         const float* w, const float* mean, const float* rstd, int N, int C,
                         cudaStream_t stream) {
   if (N == 0) return;
-  if (C % 128 == 0 && C <= 1024 && (!dinp || aligned16(dinp)) && aligned16(dout) && aligned16(inp) &&
-      aligned16(w)) {
+  if (C % 128 == 0 && C <= 1024 && (!dinp || aligned(dinp, 16)) && aligned(dout, 16) && aligned(inp, 16) &&
+      aligned(w, 16)) {
     switch (C / 128) {
       case 1: return launch_backward_vec<1>(dinp, dw, db, dout, inp, w, mean, rstd, N, stream);
       case 2: return launch_backward_vec<2>(dinp, dw, db, dout, inp, w, mean, rstd, N, stream);

@@ -1,11 +1,10 @@
 // A linear layer with weight (OC, IC) on top of gemm.cu: the three products are
 // one kernel with different operand layouts; the bias gradient is a column sum.
-#include <cuda_bf16.h>
-
 #include <algorithm>
 
 #include "cuda/common.h"
 #include "cuda/kernels.h"
+#include "cuda/vec.cuh"
 
 namespace score::cuda {
 namespace {
@@ -53,13 +52,9 @@ __global__ void to_bf16_kernel(uint16_t* dst, const float* src, int64_t rows, in
     const int64_t r = i / per_row, c = i % per_row;
     if (vec) {
       const float4 v = *reinterpret_cast<const float4*>(src + r * ld + 4 * c);
-      auto bits = [](float x) { return static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(x))); };
-      uint2 u;
-      u.x = bits(v.x) | bits(v.y) << 16;  // the lower address holds the lower half
-      u.y = bits(v.z) | bits(v.w) << 16;
-      *reinterpret_cast<uint2*>(dst + r * ld + 4 * c) = u;
+      *reinterpret_cast<uint2*>(dst + r * ld + 4 * c) = bf16x4(v);
     } else {
-      dst[r * ld + c] = __bfloat16_as_ushort(__float2bfloat16_rn(src[r * ld + c]));
+      dst[r * ld + c] = static_cast<uint16_t>(bf16_bits(src[r * ld + c]));
     }
   }
 }
@@ -92,8 +87,7 @@ const uint16_t* converted(LtMatmul* lt, int slot, const float* src, int rows, in
 void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld,
              cudaStream_t stream) {
   if (rows == 0 || cols == 0) return;
-  const bool vec = cols % 4 == 0 && ld % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(dst) % 8 == 0;
+  const bool vec = cols % 4 == 0 && ld % 4 == 0 && aligned(src, 16) && aligned(dst, 8);
   const int64_t n = rows * (vec ? cols / 4 : cols);
   const int blocks = static_cast<int>(std::min<int64_t>(ceil_div(n, int64_t(256)), 8192));
   to_bf16_kernel<<<blocks, 256, 0, stream>>>(dst, src, rows, cols, ld, vec);
