@@ -3,6 +3,7 @@
 // block in shared memory and added to global memory once per block.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/common.h"
 #include "cuda/kernels.h"
@@ -189,19 +190,23 @@ __global__ void layernorm_forward_vec_kernel(float* out, float* mean, float* rst
   }
 }
 
-template <int G>
-void launch_backward_vec(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                         const float* w, const float* mean, const float* rstd, int N,
-                         cudaStream_t stream) {
-  // Fewer blocks than rows / 4: each warp walks several rows, so its partials are flushed
-  // once for all of them (396: 3 blocks of 4 warps on each of 132 SMs, the registers'
-  // limit at G = 6).
-  const int blocks = std::min(ceil_div(N, kVecWarps), 396);
-  layernorm_backward_vec_kernel<G><<<blocks, kVecWarps * 32, 0, stream>>>(dinp, dw, db, dout, inp, w,
-                                                                           mean, rstd, N);
-  SCORE_CUDA_LAUNCH_CHECK();
+// The register paths take rows of C = 128 G floats, G in 1..8, and 16-byte aligned rows:
+// calls f(std::integral_constant<int, G>()) and returns true, or returns false.
+template <typename F>
+bool with_groups(int C, bool rows_aligned, F&& f) {
+  if (C % 128 != 0 || C > 1024 || !rows_aligned) return false;
+  switch (C / 128) {
+    case 1: f(std::integral_constant<int, 1>()); break;
+    case 2: f(std::integral_constant<int, 2>()); break;
+    case 3: f(std::integral_constant<int, 3>()); break;
+    case 4: f(std::integral_constant<int, 4>()); break;
+    case 5: f(std::integral_constant<int, 5>()); break;
+    case 6: f(std::integral_constant<int, 6>()); break;
+    case 7: f(std::integral_constant<int, 7>()); break;
+    default: f(std::integral_constant<int, 8>()); break;
+  }
+  return true;
 }
-
 
 }  // namespace
 
@@ -209,20 +214,14 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
                        const float* b, int N, int C, double eps, cudaStream_t stream) {
   if (N == 0) return;
   const float e = static_cast<float>(eps);
-  if (C % 128 == 0 && C <= 1024 && aligned(out, 16) && aligned(inp, 16) && aligned(w, 16) && aligned(b, 16)) {
-    const int blocks = ceil_div(N, kWarps);
-    switch (C / 128) {
-#define SCORE_LN_FWD(G)                                                                          \
-  case G:                                                                                        \
-    layernorm_forward_vec_kernel<G><<<blocks, kWarps * 32, 0, stream>>>(out, mean, rstd, inp, w, b, N, e); \
-    break;
-      SCORE_LN_FWD(1) SCORE_LN_FWD(2) SCORE_LN_FWD(3) SCORE_LN_FWD(4)
-      SCORE_LN_FWD(5) SCORE_LN_FWD(6) SCORE_LN_FWD(7) SCORE_LN_FWD(8)
-#undef SCORE_LN_FWD
-    }
-    SCORE_CUDA_LAUNCH_CHECK();
+  const bool al = aligned(out, 16) && aligned(inp, 16) && aligned(w, 16) && aligned(b, 16);
+  if (with_groups(C, al, [&](auto g) {
+        constexpr int G = decltype(g)::value;
+        layernorm_forward_vec_kernel<G><<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, mean, rstd, inp,
+                                                                                      w, b, N, e);
+        SCORE_CUDA_LAUNCH_CHECK();
+      }))
     return;
-  }
   layernorm_forward_kernel<<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, mean, rstd, inp, w, b,
                                                                            N, C, e);
   SCORE_CUDA_LAUNCH_CHECK();
@@ -232,19 +231,18 @@ void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, co
                         const float* w, const float* mean, const float* rstd, int N, int C,
                         cudaStream_t stream) {
   if (N == 0) return;
-  if (C % 128 == 0 && C <= 1024 && (!dinp || aligned(dinp, 16)) && aligned(dout, 16) && aligned(inp, 16) &&
-      aligned(w, 16)) {
-    switch (C / 128) {
-      case 1: return launch_backward_vec<1>(dinp, dw, db, dout, inp, w, mean, rstd, N, stream);
-      case 2: return launch_backward_vec<2>(dinp, dw, db, dout, inp, w, mean, rstd, N, stream);
-      case 3: return launch_backward_vec<3>(dinp, dw, db, dout, inp, w, mean, rstd, N, stream);
-      case 4: return launch_backward_vec<4>(dinp, dw, db, dout, inp, w, mean, rstd, N, stream);
-      case 5: return launch_backward_vec<5>(dinp, dw, db, dout, inp, w, mean, rstd, N, stream);
-      case 6: return launch_backward_vec<6>(dinp, dw, db, dout, inp, w, mean, rstd, N, stream);
-      case 7: return launch_backward_vec<7>(dinp, dw, db, dout, inp, w, mean, rstd, N, stream);
-      default: return launch_backward_vec<8>(dinp, dw, db, dout, inp, w, mean, rstd, N, stream);
-    }
-  }
+  const bool al = (!dinp || aligned(dinp, 16)) && aligned(dout, 16) && aligned(inp, 16) && aligned(w, 16);
+  if (with_groups(C, al, [&](auto g) {
+        constexpr int G = decltype(g)::value;
+        // Fewer blocks than rows / 4: each warp walks several rows, so its partials are
+        // flushed once for all of them (396: 3 blocks of 4 warps on each of 132 SMs, the
+        // registers' limit at G = 6).
+        const int blocks = std::min(ceil_div(N, kVecWarps), 396);
+        layernorm_backward_vec_kernel<G><<<blocks, kVecWarps * 32, 0, stream>>>(dinp, dw, db, dout, inp, w,
+                                                                                 mean, rstd, N);
+        SCORE_CUDA_LAUNCH_CHECK();
+      }))
+    return;
   const int blocks = std::min(ceil_div(N, kWarps), 512);
   const size_t smem = C <= kMaxSharedC ? 2 * sizeof(float) * C : 0;
   layernorm_backward_kernel<<<blocks, kWarps * 32, smem, stream>>>(dinp, dw, db, dout, inp, w, mean,
