@@ -297,8 +297,8 @@ class CudaBackend final : public Backend {
   }
   const float* P(size_t off) const { return off == ParamLayout::kNone ? nullptr : params_.get() + off; }
   // The bf16 copy of a weight, for cuBLASLt (null without cuBLASLt: every product reads
-  // float32). The whole copy is converted on first use after the parameters changed
-  // (construction, set_params, an optimizer step): 2 bytes a parameter, ~0.2 ms at 124M.
+  // float32). The whole copy is converted on first use after construction or set_params
+  // (2 bytes a parameter); AdamW keeps it current after every step.
   const uint16_t* W16(size_t off) {
     if (!lt_ || off == ParamLayout::kNone) return nullptr;
     if (params16_stale_) {
@@ -543,10 +543,10 @@ class CudaBackend final : public Backend {
     float* dh = loss ? chunk_dh_.ensure(static_cast<size_t>(chunk) * C) : nullptr;
     const float* wlm = P(layout_.lm_head_w);
     const uint16_t* wlm16 = W16(layout_.lm_head_w);
-    // With cuBLASLt: the chunk's hidden rows in bf16, converted for the logits product and
-    // kept (scratch slot 1; backward converts dlogits into slot 0) for dW_lm.
+    // With cuBLASLt: the chunk's hidden rows in bf16 (scratch slot 1), converted for the
+    // logits product and kept for dW_lm; the classifier writes dlogits in bf16 too (slot 0),
+    // for dh and dW_lm.
     uint16_t* h16 = lt_ ? lt_->bf16_scratch(1, static_cast<size_t>(chunk) * C) : nullptr;
-    // ... and the classifier writes dlogits in bf16 too (slot 0), for dh and dW_lm.
     uint16_t* dl16 = lt_ && loss ? lt_->bf16_scratch(0, static_cast<size_t>(chunk) * ld) : nullptr;
     for (size_t r0 = 0; r0 < total; r0 += chunk) {
       const int m = static_cast<int>(std::min<size_t>(chunk, total - r0));
