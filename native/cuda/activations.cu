@@ -22,44 +22,54 @@ __device__ __forceinline__ float gelu_grad(float x, float d) {
 }
 
 // The elementwise kernels walk n floats as a Span (vec.cuh): 16-byte groups, then a tail.
-__global__ void gelu_forward_kernel(float* out, const float* inp, Span sp) {
-  for (size_t i = sp.first(); i < sp.n4; i += sp.stride()) {
-    const float4 x = reinterpret_cast<const float4*>(inp)[i];
-    reinterpret_cast<float4*>(out)[i] = make_float4(gelu(x.x), gelu(x.y), gelu(x.z), gelu(x.w));
-  }
-  for (size_t i = 4 * sp.n4 + sp.first(); i < sp.n; i += sp.stride()) out[i] = gelu(inp[i]);
+// Each result goes to the float32 output and / or its bf16 copy, whichever is given.
+__device__ __forceinline__ void put(float* out, uint16_t* out16, size_t i, float v) {
+  if (out) out[i] = v;
+  if (out16) out16[i] = static_cast<uint16_t>(bf16_bits(v));
+}
+__device__ __forceinline__ void put4(float* out, uint16_t* out16, size_t i, float4 v) {
+  if (out) reinterpret_cast<float4*>(out)[i] = v;
+  if (out16) reinterpret_cast<uint2*>(out16)[i] = bf16x4(v);
 }
 
-__global__ void gelu_backward_kernel(float* dinp, const float* inp, const float* dout, Span sp) {
+__global__ void gelu_forward_kernel(float* out, uint16_t* out16, const float* inp, Span sp) {
+  for (size_t i = sp.first(); i < sp.n4; i += sp.stride()) {
+    const float4 x = reinterpret_cast<const float4*>(inp)[i];
+    put4(out, out16, i, make_float4(gelu(x.x), gelu(x.y), gelu(x.z), gelu(x.w)));
+  }
+  for (size_t i = 4 * sp.n4 + sp.first(); i < sp.n; i += sp.stride()) put(out, out16, i, gelu(inp[i]));
+}
+
+__global__ void gelu_backward_kernel(float* dinp, uint16_t* dinp16, const float* inp,
+                                     const float* dout, Span sp) {
   for (size_t i = sp.first(); i < sp.n4; i += sp.stride()) {
     const float4 x = reinterpret_cast<const float4*>(inp)[i];
     const float4 d = reinterpret_cast<const float4*>(dout)[i];
-    float4 g = reinterpret_cast<const float4*>(dinp)[i];
-    g.x += gelu_grad(x.x, d.x), g.y += gelu_grad(x.y, d.y);
-    g.z += gelu_grad(x.z, d.z), g.w += gelu_grad(x.w, d.w);
-    reinterpret_cast<float4*>(dinp)[i] = g;
+    put4(dinp, dinp16, i,
+         make_float4(gelu_grad(x.x, d.x), gelu_grad(x.y, d.y), gelu_grad(x.z, d.z), gelu_grad(x.w, d.w)));
   }
-  for (size_t i = 4 * sp.n4 + sp.first(); i < sp.n; i += sp.stride()) dinp[i] += gelu_grad(inp[i], dout[i]);
+  for (size_t i = 4 * sp.n4 + sp.first(); i < sp.n; i += sp.stride())
+    put(dinp, dinp16, i, gelu_grad(inp[i], dout[i]));
 }
 
 // inp (N, 2F) = [gate | up]; out (N, F).
-__global__ void swiglu_forward_kernel(float* out, const float* inp, int N, int Fd) {
+__global__ void swiglu_forward_kernel(float* out, uint16_t* out16, const float* inp, int N, int Fd) {
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= static_cast<int64_t>(N) * Fd) return;
   const int64_t n = idx / Fd, i = idx % Fd;
   const float g = inp[n * 2 * Fd + i], u = inp[n * 2 * Fd + Fd + i];
-  out[idx] = g / (1.0f + expf(-g)) * u;
+  put(out, out16, idx, g / (1.0f + expf(-g)) * u);
 }
 
-__global__ void swiglu_backward_kernel(float* dinp, const float* inp, const float* dout, int N,
-                                       int Fd) {
+__global__ void swiglu_backward_kernel(float* dinp, uint16_t* dinp16, const float* inp,
+                                       const float* dout, int N, int Fd) {
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= static_cast<int64_t>(N) * Fd) return;
   const int64_t n = idx / Fd, i = idx % Fd;
   const float g = inp[n * 2 * Fd + i], u = inp[n * 2 * Fd + Fd + i], d = dout[idx];
   const float s = 1.0f / (1.0f + expf(-g));
-  dinp[n * 2 * Fd + i] += d * u * s * (1.0f + g * (1.0f - s));
-  dinp[n * 2 * Fd + Fd + i] += d * g * s;
+  put(dinp, dinp16, n * 2 * Fd + i, d * u * s * (1.0f + g * (1.0f - s)));
+  put(dinp, dinp16, n * 2 * Fd + Fd + i, d * g * s);
 }
 
 __global__ void add_kernel(float* y, const float* x, Span sp) {
@@ -74,29 +84,30 @@ __global__ void add_kernel(float* y, const float* x, Span sp) {
 
 }  // namespace
 
-void gelu_forward(float* out, const float* inp, size_t n, cudaStream_t stream) {
+void gelu_forward(float* out, const float* inp, size_t n, cudaStream_t stream, uint16_t* out16) {
   if (n == 0) return;
-  const Span sp = span(n, aligned(out, 16) && aligned(inp, 16));
-  gelu_forward_kernel<<<blocks_for(sp), 256, 0, stream>>>(out, inp, sp);
+  const Span sp = span(n, aligned(out, 16) && aligned(out16, 8) && aligned(inp, 16));
+  gelu_forward_kernel<<<blocks_for(sp), 256, 0, stream>>>(out, out16, inp, sp);
   SCORE_CUDA_LAUNCH_CHECK();
 }
-void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n, cudaStream_t stream) {
+void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n, cudaStream_t stream,
+                   uint16_t* dinp16) {
   if (n == 0) return;
-  const Span sp = span(n, aligned(dinp, 16) && aligned(inp, 16) && aligned(dout, 16));
-  gelu_backward_kernel<<<blocks_for(sp), 256, 0, stream>>>(dinp, inp, dout, sp);
+  const Span sp = span(n, aligned(dinp, 16) && aligned(dinp16, 8) && aligned(inp, 16) && aligned(dout, 16));
+  gelu_backward_kernel<<<blocks_for(sp), 256, 0, stream>>>(dinp, dinp16, inp, dout, sp);
   SCORE_CUDA_LAUNCH_CHECK();
 }
-void swiglu_forward(float* out, const float* inp, int N, int Fd, cudaStream_t stream) {
+void swiglu_forward(float* out, const float* inp, int N, int Fd, cudaStream_t stream, uint16_t* out16) {
   const int64_t n = static_cast<int64_t>(N) * Fd;
   if (n == 0) return;
-  swiglu_forward_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(out, inp, N, Fd);
+  swiglu_forward_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(out, out16, inp, N, Fd);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int Fd,
-                     cudaStream_t stream) {
+                     cudaStream_t stream, uint16_t* dinp16) {
   const int64_t n = static_cast<int64_t>(N) * Fd;
   if (n == 0) return;
-  swiglu_backward_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(dinp, inp, dout, N, Fd);
+  swiglu_backward_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(dinp, dinp16, inp, dout, N, Fd);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 void add_inplace(float* y, const float* x, size_t n, cudaStream_t stream) {

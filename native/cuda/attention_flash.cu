@@ -57,6 +57,7 @@
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 #include "cuda/reduce.cuh"
+#include "cuda/vec.cuh"
 #include "score/errors.h"
 
 namespace score::cuda {
@@ -310,8 +311,8 @@ constexpr size_t forward_smem() {
 // lse (b, h, t).
 template <typename E, int D>
 __global__ void __launch_bounds__(Tile<E>::W * 32, forward_min_blocks<E, D>())
-    flash_forward_kernel(float* out, float* lse, const float* qkv, int T, int H, int KVH, int hd,
-                         float scale) {
+    flash_forward_kernel(float* out, uint16_t* out16, float* lse, const float* qkv, int T, int H,
+                         int KVH, int hd, float scale) {
   constexpr int R = Tile<E>::R, LD = D + Tile<E>::kPad, NTK = R / 8, NTD = D / 8;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   E* Qs = reinterpret_cast<E*>(smem_raw);  // (R, D) this block's queries, row stride LD
@@ -397,7 +398,12 @@ __global__ void __launch_bounds__(Tile<E>::W * 32, forward_min_blocks<E, D>())
 #pragma unroll
     for (int e = 0; e < 4; e++) {
       const int row = row0 + (e >> 1) * 8, d = 8 * j + 2 * t + (e & 1);
-      if (row < T && d < hd) out[(static_cast<int64_t>(b) * T + row) * Q + h * hd + d] = o[j][e] * inv[e >> 1];
+      if (row < T && d < hd) {
+        const int64_t at = (static_cast<int64_t>(b) * T + row) * Q + h * hd + d;
+        const float v = o[j][e] * inv[e >> 1];
+        out[at] = v;
+        if (out16) out16[at] = static_cast<uint16_t>(bf16_bits(v));
+      }
     }
   if (t == 0)
 #pragma unroll
@@ -561,15 +567,15 @@ __global__ void __launch_bounds__(Tile<E>::W * 32, backward_min_blocks<E, D>())
 }
 
 template <typename E, int D>
-void launch_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int KVH, int hd,
-                    cudaStream_t stream) {
+void launch_forward(float* out, uint16_t* out16, float* lse, const float* qkv, int B, int T, int H,
+                    int KVH, int hd, cudaStream_t stream) {
   constexpr size_t smem = forward_smem<E, D>();
   auto kernel = flash_forward_kernel<E, D>;
   // Above 48 KiB of dynamic shared memory a kernel must opt in (cheap; set per launch).
   SCORE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(smem)));
   const dim3 grid(ceil_div(T, Tile<E>::R), H, B);
-  kernel<<<grid, Tile<E>::W * 32, smem, stream>>>(out, lse, qkv, T, H, KVH, hd,
+  kernel<<<grid, Tile<E>::W * 32, smem, stream>>>(out, out16, lse, qkv, T, H, KVH, hd,
                                                    1.0f / std::sqrt(static_cast<float>(hd)));
   SCORE_CUDA_LAUNCH_CHECK();
 }
@@ -589,14 +595,14 @@ void launch_backward(float* dqkv, const float* dout, const float* qkv, const flo
 
 // The padded head size D for hd (flash_attention_supported: hd <= 128).
 template <typename E>
-void forward_for(float* out, float* lse, const float* qkv, int B, int T, int H, int KVH, int hd,
-                 cudaStream_t stream) {
+void forward_for(float* out, uint16_t* out16, float* lse, const float* qkv, int B, int T, int H,
+                 int KVH, int hd, cudaStream_t stream) {
   if (hd <= 32)
-    launch_forward<E, 32>(out, lse, qkv, B, T, H, KVH, hd, stream);
+    launch_forward<E, 32>(out, out16, lse, qkv, B, T, H, KVH, hd, stream);
   else if (hd <= 64)
-    launch_forward<E, 64>(out, lse, qkv, B, T, H, KVH, hd, stream);
+    launch_forward<E, 64>(out, out16, lse, qkv, B, T, H, KVH, hd, stream);
   else
-    launch_forward<E, 128>(out, lse, qkv, B, T, H, KVH, hd, stream);
+    launch_forward<E, 128>(out, out16, lse, qkv, B, T, H, KVH, hd, stream);
 }
 template <typename E>
 void backward_for(float* dqkv, const float* dout, const float* qkv, const float* lse,
@@ -623,13 +629,13 @@ void check_shape(int B, int T, int H, int KVH, int hd) {
 bool flash_attention_supported(int hd) { return hd >= 1 && hd <= 128; }
 
 void flash_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int KVH,
-                             int hd, MatmulPrecision prec, cudaStream_t stream) {
+                             int hd, MatmulPrecision prec, cudaStream_t stream, uint16_t* out16) {
   check_shape(B, T, H, KVH, hd);
   if (B == 0 || T == 0) return;
   if (prec == MatmulPrecision::BF16)
-    forward_for<bf16>(out, lse, qkv, B, T, H, KVH, hd, stream);
+    forward_for<bf16>(out, out16, lse, qkv, B, T, H, KVH, hd, stream);
   else
-    forward_for<float>(out, lse, qkv, B, T, H, KVH, hd, stream);
+    forward_for<float>(out, out16, lse, qkv, B, T, H, KVH, hd, stream);
 }
 
 void flash_attention_backward(float* dqkv, float* delta, const float* dout, const float* qkv,

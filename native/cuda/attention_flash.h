@@ -19,8 +19,10 @@
 namespace score::cuda {
 
 bool flash_attention_supported(int hd);
+// out16 (optional): out's bf16 copy (nearest even), the attention projection's operand.
 void flash_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int KVH,
-                             int hd, MatmulPrecision prec, cudaStream_t stream);
+                             int hd, MatmulPrecision prec, cudaStream_t stream,
+                             uint16_t* out16 = nullptr);
 void flash_attention_backward(float* dqkv, float* delta, const float* dout, const float* qkv,
                               const float* out, const float* lse, int B, int T, int H, int KVH,
                               int hd, MatmulPrecision prec, cudaStream_t stream);

@@ -197,7 +197,7 @@ class CudaBackend final : public Backend {
       if (opt.max_grad_norm > 0 && st.grad_norm > opt.max_grad_norm)
         st.clip_scale = opt.max_grad_norm / (st.grad_norm + 1e-6);
       step_++;
-      // The bf16 copy (when cuBLASLt has made one) is written by the update itself: every
+      // The bf16 copy (once W16 has made one) is written by the update itself: every
       // tensor is updated, so afterwards it is current.
       uint16_t* p16 = params16_.get();
       for (const TensorSpec& t : layout_.tensors())
@@ -254,18 +254,19 @@ class CudaBackend final : public Backend {
       // and then trains holds either the cache or the training activations, not both.
       kv_.release();
       dec_.release();
+      dec16_.release();
       return r;
     });
   }
 
   MemoryUse memory_use() const override {
     MemoryUse u;
-    u.params = params_.bytes() + params16_.bytes();  // with the bf16 copy (cuBLASLt)
+    u.params = params_.bytes() + params16_.bytes();  // with the bf16 copy (bf16 precision)
     u.grads = grads_.bytes();
     u.optimizer = m_.bytes() + v_.bytes();
     u.activations = acts_.bytes() + acts16_.bytes();
     u.scratch = dhidden_.bytes() + logits_.bytes() + chunk_h_.bytes() + chunk_dh_.bytes() + kv_.bytes() +
-                dec_.bytes();
+                dec_.bytes() + dec16_.bytes();
     return u;
   }
 
@@ -296,11 +297,11 @@ class CudaBackend final : public Backend {
     if (grads_.get()) SCORE_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
   }
   const float* P(size_t off) const { return off == ParamLayout::kNone ? nullptr : params_.get() + off; }
-  // The bf16 copy of a weight, for cuBLASLt (null without cuBLASLt: every product reads
-  // float32). The whole copy is converted on first use after construction or set_params
-  // (2 bytes a parameter); AdamW keeps it current after every step.
+  // The bf16 copy of a weight, the operand of the products in bf16 precision (null in
+  // float32 precision). The whole copy is converted on first use after construction or
+  // set_params (2 bytes a parameter); AdamW keeps it current after every step.
   const uint16_t* W16(size_t off) {
-    if (!lt_ || off == ParamLayout::kNone) return nullptr;
+    if (!bf16() || off == ParamLayout::kNone) return nullptr;
     if (params16_stale_) {
       const int64_t n = static_cast<int64_t>(layout_.numel());
       to_bf16(params16_.ensure(layout_.numel()), params_.get(), 1, n, n, stream_);
@@ -351,22 +352,30 @@ class CudaBackend final : public Backend {
   }
 
   // ---- activations: one arena, carved per (B, T) ----
+  // In bf16 precision the products' inputs are bf16 in memory, written by their producers
+  // (LayerActs16): the float32 ln1, ln2 and act are then never read, and are not kept
+  // (null); the float32 atty stays (flash backward reads it for delta).
   struct LayerActs {
     float *x, *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *xmid, *ln2, *ln2_mean, *ln2_rstd, *h,
         *act;
   };
-  // bf16 copies of the linear layers' inputs, made for cuBLASLt in forward and kept for
-  // backward's weight gradients (only with cuBLASLt in a trainable model; else null).
   struct LayerActs16 {
     uint16_t *ln1 = nullptr, *atty = nullptr, *ln2 = nullptr, *act = nullptr;
   };
+  // Backward's bf16 copies of the output gradients that are a product's dout: the residual
+  // stream's (from the norms' backward), the MLP's hidden (from GELU / SwiGLU backward),
+  // and qkv's (converted: attention backward adds dQ with atomics).
+  struct Grads16 {
+    uint16_t *res = nullptr, *h = nullptr, *qkv = nullptr;
+  };
+  bool bf16() const { return opt_.matmul == MatmulPrecision::BF16; }
   void carve(int B, int T) {
     const size_t N = static_cast<size_t>(B) * T, C = cfg_.d_model, QKV = cfg_.qkv_dim();
     const size_t Q = cfg_.q_dim(), Fd = cfg_.d_ff, Hf = cfg_.is_gpt2() ? Fd : 2 * Fd;
     // Per layer: the (B, H, T, T) probabilities, or with flash the (B, H, T) row
     // log-sum-exps; backward scratch of the same size (dscores, or flash's delta).
     const size_t natt = static_cast<size_t>(B) * cfg_.n_head * T * (flash_ ? 1 : T);
-    const bool bwd = trainable_;
+    const bool bwd = trainable_, b16 = bf16();
     // Offsets in floats, each rounded to 64 floats (256 bytes) for aligned kernels.
     size_t off = 0;
     auto take = [&](size_t n) {
@@ -376,7 +385,8 @@ class CudaBackend final : public Backend {
     };
     std::vector<size_t> lo(cfg_.n_layer * 13);
     for (int l = 0; l < cfg_.n_layer; l++) {
-      const size_t sizes[13] = {N * C, N * C, N, N, N * QKV, natt, N * Q, N * C, N * C, N, N, N * Hf, N * Fd};
+      const size_t f32 = b16 ? 0 : 1;  // ln1, ln2, act: only in float32 precision
+      const size_t sizes[13] = {N * C, f32 * N * C, N, N, N * QKV, natt, N * Q, N * C, f32 * N * C, N, N, N * Hf, f32 * N * Fd};
       for (int k = 0; k < 13; k++) lo[l * 13 + k] = take(sizes[k]);
     }
     const size_t o_xfinal = take(N * C), o_lnf = take(N * C), o_lnf_mean = take(N),
@@ -391,6 +401,7 @@ class CudaBackend final : public Backend {
     for (int l = 0; l < cfg_.n_layer; l++) {
       float** f = reinterpret_cast<float**>(&layers_[l]);
       for (int k = 0; k < 13; k++) f[k] = base + lo[l * 13 + k];
+      if (b16) layers_[l].ln1 = layers_[l].ln2 = layers_[l].act = nullptr;
     }
     xfinal_ = base + o_xfinal, lnf_ = base + o_lnf, lnf_mean_ = base + o_lnf_mean,
     lnf_rstd_ = base + o_lnf_rstd;
@@ -398,16 +409,19 @@ class CudaBackend final : public Backend {
       dres_ = base + o_dres, dln_ = base + o_dln, dqkv_ = base + o_dqkv, datty_ = base + o_datty;
       dh_ = base + o_dh, dact_ = base + o_dact, datt_ = base + o_datt;
     }
+    // bf16: per layer when backward needs them, else one set that every layer reuses.
     layers16_.assign(cfg_.n_layer, LayerActs16{});
-    if (bwd && lt_) {
-      const size_t per = (N * C + 127) / 128 * 128, per_q = (N * Q + 127) / 128 * 128,
-                   per_f = (N * Fd + 127) / 128 * 128, layer = 2 * per + per_q + per_f;
-      uint16_t* b16 = acts16_.ensure(layer * cfg_.n_layer);
-      for (int l = 0; l < cfg_.n_layer; l++) {
-        uint16_t* p = b16 + l * layer;
-        layers16_[l] = {p, p + per, p + per + per_q, p + 2 * per + per_q};
-      }
-    }
+    grads16_ = Grads16{};
+    if (!b16) return;
+    auto round = [](size_t n) { return (n + 127) / 128 * 128; };  // 256 bytes
+    const size_t set = 2 * round(N * C) + round(N * Q) + round(N * Fd);
+    const size_t sets = bwd ? cfg_.n_layer : 1;
+    const size_t grads = bwd ? round(N * C) + round(N * Hf) + round(N * QKV) : 0;
+    uint16_t* p = acts16_.ensure(sets * set + grads);
+    for (size_t k = 0; k < sets; k++, p += set)
+      layers16_[k] = {p, p + round(N * C), p + round(N * C) + round(N * Q), p + 2 * round(N * C) + round(N * Q)};
+    for (int l = static_cast<int>(sets); l < cfg_.n_layer; l++) layers16_[l] = layers16_[0];
+    if (bwd) grads16_ = {p, p + round(N * C), p + round(N * C) + round(N * Hf)};
   }
 
   const float* forward(int B, int T) {
@@ -426,31 +440,35 @@ class CudaBackend final : public Backend {
       const LayerActs16& a16 = layers16_[l];
       float* xout = l + 1 < cfg_.n_layer ? layers_[l + 1].x : xfinal_;
       if (gpt2)
-        layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, P(o.ln1_w), P(o.ln1_b), N, C, eps, s);
+        layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, P(o.ln1_w), P(o.ln1_b), N, C, eps, s,
+                          a16.ln1);
       else
-        rmsnorm_forward(a.ln1, a.ln1_rstd, a.x, P(o.ln1_w), N, C, eps, s);
+        rmsnorm_forward(a.ln1, a.ln1_rstd, a.x, P(o.ln1_w), N, C, eps, s, a16.ln1);
       matmul_forward(a.qkv, a.ln1, P(o.qkv_w), P(o.qkv_b), N, C, QKV, pr, s,
                      lt_.get(), 0, W16(o.qkv_w), a16.ln1);
       if (!gpt2) rope_forward(a.qkv, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
-      if (flash_)
-        flash_attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
-      else
+      if (flash_) {
+        flash_attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s, a16.atty);
+      } else {
         attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd, pr, s);
+        if (a16.atty) to_bf16(a16.atty, a.atty, N, Q, Q, s);
+      }
       matmul_forward(a.xmid, a.atty, P(o.attn_o_w), P(o.attn_o_b), N, Q, C, pr, s,
                      lt_.get(), 0, W16(o.attn_o_w), a16.atty);
       add_inplace(a.xmid, a.x, static_cast<size_t>(N) * C, s);
       if (gpt2) {
-        layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, P(o.ln2_w), P(o.ln2_b), N, C, eps, s);
+        layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, P(o.ln2_w), P(o.ln2_b), N, C, eps, s,
+                          a16.ln2);
         matmul_forward(a.h, a.ln2, P(o.fc_w), P(o.fc_b), N, C, Fd, pr, s,
                        lt_.get(), 0, W16(o.fc_w), a16.ln2);
-        gelu_forward(a.act, a.h, static_cast<size_t>(N) * Fd, s);
+        gelu_forward(a.act, a.h, static_cast<size_t>(N) * Fd, s, a16.act);
         matmul_forward(xout, a.act, P(o.proj_w), P(o.proj_b), N, Fd, C, pr, s,
                        lt_.get(), 0, W16(o.proj_w), a16.act);
       } else {
-        rmsnorm_forward(a.ln2, a.ln2_rstd, a.xmid, P(o.ln2_w), N, C, eps, s);
+        rmsnorm_forward(a.ln2, a.ln2_rstd, a.xmid, P(o.ln2_w), N, C, eps, s, a16.ln2);
         matmul_forward(a.h, a.ln2, P(o.gate_up_w), nullptr, N, C, 2 * Fd, pr, s,
                        lt_.get(), 0, W16(o.gate_up_w), a16.ln2);
-        swiglu_forward(a.act, a.h, N, Fd, s);
+        swiglu_forward(a.act, a.h, N, Fd, s, a16.act);
         matmul_forward(xout, a.act, P(o.down_w), nullptr, N, Fd, C, pr, s,
                        lt_.get(), 0, W16(o.down_w), a16.act);
       }
@@ -474,53 +492,58 @@ class CudaBackend final : public Backend {
       SCORE_CUDA_CHECK(cudaMemsetAsync(p, 0, n * sizeof(float), s));
     };
     const size_t NC = static_cast<size_t>(N) * C;
+    const Grads16& g16 = grads16_;
     zero(dres_, NC);
     if (gpt2)
       layernorm_backward(dres_, G(layout_.lnf_w), G(layout_.lnf_b), dhidden, xfinal_,
-                         P(layout_.lnf_w), lnf_mean_, lnf_rstd_, N, C, s);
+                         P(layout_.lnf_w), lnf_mean_, lnf_rstd_, N, C, s, g16.res);
     else
       rmsnorm_backward(dres_, G(layout_.lnf_w), dhidden, xfinal_, P(layout_.lnf_w), lnf_rstd_, N,
-                       C, s);
+                       C, s, g16.res);
     for (int l = cfg_.n_layer - 1; l >= 0; l--) {
       const LayerOffsets& o = layout_.layers[l];
       LayerActs& a = layers_[l];
       const LayerActs16& a16 = layers16_[l];
-      // dact_, dln_ and datty_ are overwritten by their products (dinp_overwrite);
-      // dh_ and dqkv_ are added into (GELU / SwiGLU backward, attention) and zeroed first.
+      // dact_, dln_ and datty_ are overwritten by their products (dinp_overwrite), dh_ by
+      // GELU / SwiGLU backward; dqkv_ is added into (attention) and zeroed first. g16.res
+      // is the bf16 copy of dres_ as the last norm backward left it.
       if (gpt2) {
-        zero(dh_, static_cast<size_t>(N) * Fd);
         matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s,
-                        lt_.get(), 0, W16(o.proj_w), a16.act, true);
-        gelu_backward(dh_, a.h, dact_, static_cast<size_t>(N) * Fd, s);
+                        lt_.get(), 0, W16(o.proj_w), a16.act, true, g16.res);
+        gelu_backward(dh_, a.h, dact_, static_cast<size_t>(N) * Fd, s, g16.h);
         matmul_backward(dln_, G(o.fc_w), G(o.fc_b), dh_, a.ln2, P(o.fc_w), N, C, Fd, pr, s,
-                        lt_.get(), 0, W16(o.fc_w), a16.ln2, true);
+                        lt_.get(), 0, W16(o.fc_w), a16.ln2, true, g16.h);
         layernorm_backward(dres_, G(o.ln2_w), G(o.ln2_b), dln_, a.xmid, P(o.ln2_w), a.ln2_mean,
-                           a.ln2_rstd, N, C, s);
+                           a.ln2_rstd, N, C, s, g16.res);
       } else {
-        zero(dh_, static_cast<size_t>(N) * 2 * Fd);
+        // No bias: with its bf16 copy, nothing reads the float32 dh.
+        float* dh = g16.h ? nullptr : dh_;
         matmul_backward(dact_, G(o.down_w), nullptr, dres_, a.act, P(o.down_w), N, Fd, C, pr, s,
-                        lt_.get(), 0, W16(o.down_w), a16.act, true);
-        swiglu_backward(dh_, a.h, dact_, N, Fd, s);
-        matmul_backward(dln_, G(o.gate_up_w), nullptr, dh_, a.ln2, P(o.gate_up_w), N, C, 2 * Fd,
-                        pr, s, lt_.get(), 0, W16(o.gate_up_w), a16.ln2, true);
-        rmsnorm_backward(dres_, G(o.ln2_w), dln_, a.xmid, P(o.ln2_w), a.ln2_rstd, N, C, s);
+                        lt_.get(), 0, W16(o.down_w), a16.act, true, g16.res);
+        swiglu_backward(dh, a.h, dact_, N, Fd, s, g16.h);
+        matmul_backward(dln_, G(o.gate_up_w), nullptr, dh, a.ln2, P(o.gate_up_w), N, C, 2 * Fd,
+                        pr, s, lt_.get(), 0, W16(o.gate_up_w), a16.ln2, true, g16.h);
+        rmsnorm_backward(dres_, G(o.ln2_w), dln_, a.xmid, P(o.ln2_w), a.ln2_rstd, N, C, s, g16.res);
       }
       zero(dqkv_, static_cast<size_t>(N) * QKV);
       matmul_backward(datty_, G(o.attn_o_w), G(o.attn_o_b), dres_, a.atty, P(o.attn_o_w), N, Q, C,
-                      pr, s, lt_.get(), 0, W16(o.attn_o_w), a16.atty, true);
+                      pr, s, lt_.get(), 0, W16(o.attn_o_w), a16.atty, true, g16.res);
       if (flash_)  // a.att holds lse; a.atty (the forward's output) gives delta
         flash_attention_backward(dqkv_, datt_, datty_, a.qkv, a.atty, a.att, B, T, H, KVH, hd, pr, s);
       else
         attention_backward(dqkv_, datt_, datty_, a.qkv, a.att, B, T, H, KVH, hd, pr, s);
       if (!gpt2)
         rope_backward(dqkv_, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
+      if (g16.qkv) to_bf16(g16.qkv, dqkv_, N, QKV, QKV, s);
       matmul_backward(dln_, G(o.qkv_w), G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C, QKV, pr, s,
-                      lt_.get(), 0, W16(o.qkv_w), a16.ln1, true);
+                      lt_.get(), 0, W16(o.qkv_w), a16.ln1, true, g16.qkv);
+      // The residual gradient below layer 0 goes to the embeddings (float32) only.
+      uint16_t* res16 = l > 0 ? g16.res : nullptr;
       if (gpt2)
         layernorm_backward(dres_, G(o.ln1_w), G(o.ln1_b), dln_, a.x, P(o.ln1_w), a.ln1_mean,
-                           a.ln1_rstd, N, C, s);
+                           a.ln1_rstd, N, C, s, res16);
       else
-        rmsnorm_backward(dres_, G(o.ln1_w), dln_, a.x, P(o.ln1_w), a.ln1_rstd, N, C, s);
+        rmsnorm_backward(dres_, G(o.ln1_w), dln_, a.x, P(o.ln1_w), a.ln1_rstd, N, C, s, res16);
     }
     embedding_backward(G(layout_.wte), G(layout_.wpe), dres_, d_tokens_, d_pos_, N, C, s);
   }
@@ -551,6 +574,7 @@ class CudaBackend final : public Backend {
     for (size_t r0 = 0; r0 < total; r0 += chunk) {
       const int m = static_cast<int>(std::min<size_t>(chunk, total - r0));
       gather_rows(h, hidden, d_rows_ + r0, m, C, stream_);
+      if (h16) to_bf16(h16, h, m, C, C, stream_);
       matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_, lt_.get(), ld, wlm16, h16);
       ClassifierRowOut out;
       out.logp = row_logp_.get() + r0;
@@ -596,6 +620,16 @@ class CudaBackend final : public Backend {
       f[k] = base;
       base += (sizes[k] + 63) / 64 * 64;
     }
+    // bf16 precision: the norms and the MLP activation write only the bf16 copies that
+    // the products read (as in forward()); the final norm's output stays float32.
+    uint16_t *ln16 = nullptr, *act16 = nullptr;
+    if (bf16()) {
+      const size_t nc = (N * C + 127) / 128 * 128;
+      ln16 = dec16_.ensure(nc + N * Fd);
+      act16 = ln16 + nc;
+    }
+    float* ln = ln16 ? nullptr : d.ln;
+    float* act = act16 ? nullptr : d.act;
     const size_t per_layer = static_cast<size_t>(kv_slots_) * KVH * len * hd;
     embedding_forward(d.x, tok, pos, P(layout_.wte), P(layout_.wpe), n, C, s);
     for (int l = 0; l < cfg_.n_layer; l++) {
@@ -603,11 +637,11 @@ class CudaBackend final : public Backend {
       float* kc = kv_.get() + 2 * l * per_layer;
       float* vc = kc + per_layer;
       if (gpt2)
-        layernorm_forward(d.ln, d.mean, d.rstd, d.x, P(o.ln1_w), P(o.ln1_b), n, C, eps, s);
+        layernorm_forward(ln, d.mean, d.rstd, d.x, P(o.ln1_w), P(o.ln1_b), n, C, eps, s, ln16);
       else
-        rmsnorm_forward(d.ln, d.rstd, d.x, P(o.ln1_w), n, C, eps, s);
-      matmul_forward(d.qkv, d.ln, P(o.qkv_w), P(o.qkv_b), n, C, QKV, pr, s,
-                     lt_.get(), 0, W16(o.qkv_w));
+        rmsnorm_forward(ln, d.rstd, d.x, P(o.ln1_w), n, C, eps, s, ln16);
+      matmul_forward(d.qkv, ln, P(o.qkv_w), P(o.qkv_b), n, C, QKV, pr, s,
+                     lt_.get(), 0, W16(o.qkv_w), ln16);
       if (!gpt2) rope_forward(d.qkv, pos, rope_cos_.get(), rope_sin_.get(), n, QKV, H, KVH, hd, s);
       kv_store(kc, vc, d.qkv, slot, pos, n, QKV, H, KVH, hd, len, s);
       attention_cached_forward(d.atty, d.qkv, kc, vc, slot, pos, n, QKV, H, KVH, hd, len, s);
@@ -615,18 +649,18 @@ class CudaBackend final : public Backend {
                      lt_.get(), 0, W16(o.attn_o_w));
       add_inplace(d.xmid, d.x, N * C, s);
       if (gpt2) {
-        layernorm_forward(d.ln, d.mean, d.rstd, d.xmid, P(o.ln2_w), P(o.ln2_b), n, C, eps, s);
-        matmul_forward(d.h, d.ln, P(o.fc_w), P(o.fc_b), n, C, Fd, pr, s, lt_.get(), 0, W16(o.fc_w));
-        gelu_forward(d.act, d.h, N * Fd, s);
-        matmul_forward(d.x, d.act, P(o.proj_w), P(o.proj_b), n, Fd, C, pr, s,
-                       lt_.get(), 0, W16(o.proj_w));
+        layernorm_forward(ln, d.mean, d.rstd, d.xmid, P(o.ln2_w), P(o.ln2_b), n, C, eps, s, ln16);
+        matmul_forward(d.h, ln, P(o.fc_w), P(o.fc_b), n, C, Fd, pr, s, lt_.get(), 0, W16(o.fc_w), ln16);
+        gelu_forward(act, d.h, N * Fd, s, act16);
+        matmul_forward(d.x, act, P(o.proj_w), P(o.proj_b), n, Fd, C, pr, s,
+                       lt_.get(), 0, W16(o.proj_w), act16);
       } else {
-        rmsnorm_forward(d.ln, d.rstd, d.xmid, P(o.ln2_w), n, C, eps, s);
-        matmul_forward(d.h, d.ln, P(o.gate_up_w), nullptr, n, C, 2 * Fd, pr, s,
-                       lt_.get(), 0, W16(o.gate_up_w));
-        swiglu_forward(d.act, d.h, n, Fd, s);
-        matmul_forward(d.x, d.act, P(o.down_w), nullptr, n, Fd, C, pr, s,
-                       lt_.get(), 0, W16(o.down_w));
+        rmsnorm_forward(ln, d.rstd, d.xmid, P(o.ln2_w), n, C, eps, s, ln16);
+        matmul_forward(d.h, ln, P(o.gate_up_w), nullptr, n, C, 2 * Fd, pr, s,
+                       lt_.get(), 0, W16(o.gate_up_w), ln16);
+        swiglu_forward(act, d.h, n, Fd, s, act16);
+        matmul_forward(d.x, act, P(o.down_w), nullptr, n, Fd, C, pr, s,
+                       lt_.get(), 0, W16(o.down_w), act16);
       }
       add_inplace(d.x, d.xmid, N * C, s);
     }
@@ -851,8 +885,9 @@ class CudaBackend final : public Backend {
   int B_ = 0, T_ = 0;
   DeviceBuffer<float> acts_;
   std::vector<LayerActs> layers_;
-  DeviceBuffer<uint16_t> acts16_;        // the arena of layers16_
+  DeviceBuffer<uint16_t> acts16_;        // the arena of layers16_ and grads16_
   std::vector<LayerActs16> layers16_;
+  Grads16 grads16_;
   float *xfinal_ = nullptr, *lnf_ = nullptr, *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr;
   float *dres_ = nullptr, *dln_ = nullptr, *dqkv_ = nullptr, *datty_ = nullptr, *dh_ = nullptr,
         *dact_ = nullptr, *datt_ = nullptr;
@@ -872,6 +907,7 @@ class CudaBackend final : public Backend {
 
   // Generation: KV cache (L, 2, slots, KVH, len, hd) and decode scratch.
   DeviceBuffer<float> kv_, dec_;
+  DeviceBuffer<uint16_t> dec16_;  // bf16 copies of the decode rows' product inputs
   DeviceBuffer<int32_t> gen_ints_;
   // Device sampling (SamplingKind::Device): per row uniform, token + status, logp + logp_sampling.
   DeviceBuffer<double> samp_u_;

@@ -76,7 +76,7 @@ class LtImpl final : public LtMatmul {
       Gemm bulk = g, rest = g;
       bulk.N = n0;
       rest.N = g.N - n0;
-      rest.B = g.b_ncontig ? g.B + n0 : g.B + n0 * g.ldb;
+      shift_b(rest, g.b_ncontig ? n0 : n0 * g.ldb);
       rest.C = g.C + n0;
       if (g.bias) rest.bias = g.bias + n0;
       return run_split(bulk, rest, stream);
@@ -86,8 +86,8 @@ class LtImpl final : public LtMatmul {
       Gemm bulk = g, rest = g;
       bulk.K = k0;
       rest.K = g.K - k0;
-      rest.A = g.a_kcontig ? g.A + k0 : g.A + k0 * g.lda;
-      rest.B = g.b_ncontig ? g.B + k0 * g.ldb : g.B + k0;
+      shift_a(rest, g.a_kcontig ? k0 : k0 * g.lda);
+      shift_b(rest, g.b_ncontig ? k0 * g.ldb : k0);
       rest.accumulate = true;  // onto the bulk's result, which has the bias
       rest.bias = nullptr;
       return run_split(bulk, rest, stream);
@@ -97,11 +97,12 @@ class LtImpl final : public LtMatmul {
       Gemm bulk = g, rest = g;
       bulk.M = m0;
       rest.M = g.M - m0;
-      rest.A = g.A + m0;  // A is (K, M) as stored here: rows m0.. are columns m0..
+      shift_a(rest, m0);  // A is (K, M) as stored here: rows m0.. are columns m0..
       rest.C = g.C + m0 * g.ldc;
       return run_split(bulk, rest, stream);
     }
     const bool bf = g.A16 && g.B16;
+    if (!bf && !(g.A && g.B)) return false;  // gemm() reports the missing operand
     const void* a = bf ? static_cast<const void*>(g.A16) : g.A;
     const void* b = bf ? static_cast<const void*>(g.B16) : g.B;
     const uint32_t al = std::min(std::min(alignment(a), alignment(b)), alignment(g.C));
@@ -129,6 +130,16 @@ class LtImpl final : public LtMatmul {
   uint16_t* bf16_scratch(int slot, size_t n) override { return scratch_[slot].ensure(n); }
 
  private:
+  // The rest of a split starts `off` elements into A (B), in the float32 operand and its
+  // bf16 copy alike (same element order and strides); a null operand stays null.
+  static void shift_a(Gemm& g, int64_t off) {
+    if (g.A) g.A += off;
+    if (g.A16) g.A16 += off;
+  }
+  static void shift_b(Gemm& g, int64_t off) {
+    if (g.B) g.B += off;
+    if (g.B16) g.B16 += off;
+  }
   // The bulk here, then the rest on our kernel; false, with nothing done, where the bulk
   // is refused.
   bool run_split(const Gemm& bulk, const Gemm& rest, cudaStream_t stream) {

@@ -1,9 +1,11 @@
 // The matrix product of the backend: a tensor-core kernel (bf16 inputs, float32
-// accumulate, wmma 16x16x16) and a float32 SIMT kernel for verification. Both read
-// float32 operands from global memory and take any of the layouts the model needs
-// through two compile-time flags (is A contiguous along k, is B contiguous along n),
-// so the three products of a linear layer (forward, d-input, d-weight) and the
-// attention products all use one kernel without transposing copies.
+// accumulate, wmma 16x16x16) and a float32 SIMT kernel for verification. Both take any
+// of the layouts the model needs through two compile-time flags (is A contiguous along
+// k, is B contiguous along n), so the three products of a linear layer (forward,
+// d-input, d-weight) and the attention products all use one kernel without transposing
+// copies. The bf16 kernel reads float32 operands (rounded to bf16 as it stages them) or,
+// when the Gemm carries both A16 and B16, their bf16 copies (half the bytes; the same
+// products, since the copies are rounded the same way).
 //
 // bf16 kernel: a 128x128 block tile, BK = 32, 256 threads = 8 warps in a 2 x 4
 // grid, each warp 64x32 (4 x 2 fragments). Global loads of the next k-tile go into
@@ -19,6 +21,7 @@
 
 #include "cuda/common.h"
 #include "cuda/kernels.h"
+#include "cuda/vec.cuh"
 
 namespace score::cuda {
 namespace {
@@ -32,8 +35,21 @@ __device__ __forceinline__ int64_t batch_offset(const BatchStride& b, int z) {
 
 constexpr int kBM = 128, kBN = 128, kBK = 32, kPad = 8, kThreads = 256;
 
-template <bool AK, bool BN, bool VEC, int MINB>
-__global__ void __launch_bounds__(kThreads, MINB) gemm_bf16_kernel(Gemm g, int splits) {
+// An operand element as a float: float32 as it is, bf16 bits exactly; and four
+// consecutive ones from one aligned 16-byte (float) or 8-byte (bf16) load.
+__device__ __forceinline__ float as_float(float x) { return x; }
+__device__ __forceinline__ float as_float(uint16_t x) { return bf16_float(x); }
+__device__ __forceinline__ float4 load_vec4(const float* q) {
+  return __ldg(reinterpret_cast<const float4*>(q));
+}
+__device__ __forceinline__ float4 load_vec4(const uint16_t* q) {
+  return bf16x4_floats(__ldg(reinterpret_cast<const uint2*>(q)));
+}
+
+// T: the operands' element type in memory, float or uint16_t (bf16 bits: A16, B16).
+template <typename T, bool AK, bool BN, bool VEC, int MINB>
+__global__ void __launch_bounds__(kThreads, MINB)
+    gemm_bf16_kernel(Gemm g, const T* A0, const T* B0, int splits) {
   // Shared tiles (bf16): A as [i][k] (AK) or [k][i]; B as [k][j] (BN) or [j][k]:
   // each operand keeps its contiguous global dimension contiguous in shared memory.
   constexpr int A_LD = AK ? kBK + kPad : kBM + kPad;
@@ -48,8 +64,8 @@ __global__ void __launch_bounds__(kThreads, MINB) gemm_bf16_kernel(Gemm g, int s
 
   // blockIdx.z is the batch index, or (splits > 1, batch 1) the slice of K this block sums.
   const int z = splits > 1 ? 0 : blockIdx.z;
-  const float* A = g.A + batch_offset(g.ab, z);
-  const float* B = g.B + batch_offset(g.bb, z);
+  const T* A = A0 + batch_offset(g.ab, z);
+  const T* B = B0 + batch_offset(g.bb, z);
   float* C = g.C + batch_offset(g.cb, z);
   const int i0 = blockIdx.y * kBM, j0 = blockIdx.x * kBN;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -62,8 +78,9 @@ __global__ void __launch_bounds__(kThreads, MINB) gemm_bf16_kernel(Gemm g, int s
   }
 
   // Each thread stages 16 elements of each operand per k-tile as 4 runs of 4 along the
-  // operand's contiguous dimension: one 16-byte load (VEC: aligned strides, run inside
-  // the matrix) or 4 guarded scalar loads, and one 8-byte shared store.
+  // operand's contiguous dimension: one 16-byte (bf16: 8-byte) load (VEC: aligned
+  // strides, run inside the matrix) or 4 guarded scalar loads, and one 8-byte shared
+  // store. bf16 operands pass through float exactly, so staging rounds only float32.
   constexpr int RUNS = kBM * kBK / kThreads / 4;  // 4
   float4 ra[RUNS], rb[RUNS];
   // Run r of this thread: (row, col) of its first element in the tile's stored layout.
@@ -77,16 +94,16 @@ __global__ void __launch_bounds__(kThreads, MINB) gemm_bf16_kernel(Gemm g, int s
     constexpr int W = (BN ? kBN : kBK) / 4;
     outer = lin / W, inner = (lin % W) * 4;
   };
-  auto load4 = [](const float* p, int64_t ld, int row, int col, int rows, int cols) {
+  auto load4 = [](const T* p, int64_t ld, int row, int col, int rows, int cols) {
     // 4 elements p[row*ld + col .. col+3], zero outside (rows, cols)
     float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
     if (row >= rows) return v;
-    const float* q = p + row * ld + col;
-    if (VEC && col + 3 < cols) return __ldg(reinterpret_cast<const float4*>(q));
-    if (col < cols) v.x = __ldg(q);
-    if (col + 1 < cols) v.y = __ldg(q + 1);
-    if (col + 2 < cols) v.z = __ldg(q + 2);
-    if (col + 3 < cols) v.w = __ldg(q + 3);
+    const T* q = p + row * ld + col;
+    if (VEC && col + 3 < cols) return load_vec4(q);
+    if (col < cols) v.x = as_float(__ldg(q));
+    if (col + 1 < cols) v.y = as_float(__ldg(q + 1));
+    if (col + 2 < cols) v.z = as_float(__ldg(q + 2));
+    if (col + 3 < cols) v.w = as_float(__ldg(q + 3));
     return v;
   };
   auto load_global = [&](int k0) {
@@ -228,16 +245,25 @@ __global__ void __launch_bounds__(256) gemm_f32_kernel(Gemm g) {
     }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 bool multiple4(const BatchStride& b) { return b.outer % 4 == 0 && b.inner % 4 == 0; }
+
+template <typename T, bool AK, bool BN>
+void launch_bf16(const Gemm& g, const T* A, const T* B, dim3 grid, int splits, cudaStream_t stream) {
+  // Vector loads of 4 elements need every row start of A and B (in every batch) aligned
+  // to 4 elements.
+  const int bytes = 4 * sizeof(T);
+  const bool vec = aligned(A, bytes) && aligned(B, bytes) && g.lda % 4 == 0 && g.ldb % 4 == 0 &&
+                   multiple4(g.ab) && multiple4(g.bb);
+  // One block (8 warps, ~205 registers each) per SM: forcing two (128 registers, spills)
+  // measured 0-35% slower on an H200 (bench/results/2026-11-27-gpu.md, "v1").
+  if (vec) gemm_bf16_kernel<T, AK, BN, true, 1><<<grid, kThreads, 0, stream>>>(g, A, B, splits);
+  else gemm_bf16_kernel<T, AK, BN, false, 1><<<grid, kThreads, 0, stream>>>(g, A, B, splits);
+}
 
 template <bool AK, bool BN>
 void launch(const Gemm& g, MatmulPrecision prec, cudaStream_t stream) {
   if (prec == MatmulPrecision::BF16) {
     dim3 grid(ceil_div(g.N, kBN), ceil_div(g.M, kBM), g.batch);
-    // 16-byte loads need every row start of A and B (in every batch) 16-byte aligned.
-    const bool vec = aligned16(g.A) && aligned16(g.B) && g.lda % 4 == 0 && g.ldb % 4 == 0 &&
-                     multiple4(g.ab) && multiple4(g.bb);
     // Split-K when the output has too few tiles to fill the GPU (the weight gradients:
     // e.g. 768 x 768 is 36 tiles, summed over K = B*T = 8192 rows): slices of K go to
     // separate blocks that add into C atomically, so only when C accumulates anyway.
@@ -251,10 +277,8 @@ void launch(const Gemm& g, MatmulPrecision prec, cudaStream_t stream) {
         splits = static_cast<int>(std::max(1LL, std::min<long long>((2LL * sms + tiles - 1) / tiles, g.K / 512)));
     }
     if (splits > 1) grid.z = splits;
-    // One block (8 warps, ~205 registers each) per SM: forcing two (128 registers, spills)
-    // measured 0-35% slower on an H200 (bench/results/2026-11-27-gpu.md, "v1").
-    if (vec) gemm_bf16_kernel<AK, BN, true, 1><<<grid, kThreads, 0, stream>>>(g, splits);
-    else gemm_bf16_kernel<AK, BN, false, 1><<<grid, kThreads, 0, stream>>>(g, splits);
+    if (g.A16 && g.B16) launch_bf16<uint16_t, AK, BN>(g, g.A16, g.B16, grid, splits, stream);
+    else launch_bf16<float, AK, BN>(g, g.A, g.B, grid, splits, stream);
   } else {
     dim3 grid(ceil_div(g.N, 64), ceil_div(g.M, 64), g.batch);
     gemm_f32_kernel<AK, BN><<<grid, 256, 0, stream>>>(g);
@@ -268,6 +292,9 @@ void gemm(const Gemm& g, MatmulPrecision prec, cudaStream_t stream) {
   SCORE_CHECK(g.M >= 0 && g.N >= 0 && g.K >= 0 && g.batch >= 1, Internal, "gemm: bad shape");
   SCORE_CHECK(g.M <= 65535 * kBM, Internal, "gemm: M too large for the grid");
   if (g.M == 0 || g.N == 0) return;
+  const bool f32 = g.A && g.B, b16 = g.A16 && g.B16;
+  SCORE_CHECK(prec == MatmulPrecision::BF16 ? f32 || b16 : f32, Internal,
+              "gemm: operands missing (float32 A and B, or in bf16 precision their bf16 copies)");
   if (g.a_kcontig) {
     if (g.b_ncontig) launch<true, true>(g, prec, stream);
     else launch<true, false>(g, prec, stream);

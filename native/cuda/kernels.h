@@ -39,9 +39,9 @@ struct Gemm {
   int64_t ldc = 0;
   BatchStride cb;
   const float* bias = nullptr;  // (N), nullable
-  // bf16 copies of A and B (same element order and strides), or null. cuBLASLt reads
-  // them when both are set (bf16 operands from memory: half the bytes, and its bf16
-  // kernels); our kernel always reads A and B.
+  // bf16 copies of A and B (same element order and strides), or null. When both are set,
+  // cuBLASLt and our bf16 kernel read them instead of A and B (bf16 operands from memory:
+  // half the bytes), and A and B may be null.
   const uint16_t* A16 = nullptr;
   const uint16_t* B16 = nullptr;
   int M = 0, N = 0, K = 0, batch = 1;
@@ -74,16 +74,16 @@ class LtMatmul {
 // With `lt` (and bf16 precision) the products go to cuBLASLt, else to gemm(). `ldo` is
 // the row stride of out / dout (0: OC); the classifier pads it to a multiple of 64 so
 // that every row of its (m, V = 50257) logits starts aligned for vector loads.
-// `weight16` (with `lt`): the weight's bf16 copy (to_bf16); the activations and output
-// gradients are then converted too, and cuBLASLt multiplies bf16 operands. `keep16`
-// (forward, optional): where to put the bf16 copy of inp, (N, IC), so that backward can
-// take it as `inp16` instead of converting inp again. `dinp_overwrite`: dinp = the
-// product instead of dinp += (saves the caller zeroing it, and the GEMM reading it).
-// `dout16` (optional): dout's bf16 copy, same strides, made by its producer.
+// `weight16` (bf16 precision): the weight's bf16 copy (to_bf16, or AdamW's); with it the
+// products read bf16 operands: `inp16` / `dout16`, the copies made by their producers
+// (inp / dout may then be null), or else, with `lt`, copies converted here. Without `lt`
+// and without given copies, our kernel reads float32 and rounds as it stages (the same
+// products). `dinp_overwrite`: dinp = the product instead of dinp += (saves the caller
+// zeroing it, and the GEMM reading it).
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int IC, int OC, MatmulPrecision prec, cudaStream_t stream,
                     LtMatmul* lt = nullptr, int ldo = 0, const uint16_t* weight16 = nullptr,
-                    uint16_t* keep16 = nullptr);
+                    const uint16_t* inp16 = nullptr);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC, MatmulPrecision prec,
                      cudaStream_t stream, LtMatmul* lt = nullptr, int ldo = 0,
@@ -101,15 +101,20 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32
                         const int32_t* pos, int N, int C, cudaStream_t stream);
 
 // ---- layernorm.cu / rmsnorm.cu ----
+// Producers of a product's operand also write its bf16 copy (nearest even; the bits
+// to_bf16 gives) where given: `out16` next to, or instead of (out null), out; `dinp16`
+// of dinp after the += (the next product's dout).
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                       const float* b, int N, int C, double eps, cudaStream_t stream);
+                       const float* b, int N, int C, double eps, cudaStream_t stream,
+                       uint16_t* out16 = nullptr);
 void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                         const float* w, const float* mean, const float* rstd, int N, int C,
-                        cudaStream_t stream);
+                        cudaStream_t stream, uint16_t* dinp16 = nullptr);
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C,
-                     double eps, cudaStream_t stream);
+                     double eps, cudaStream_t stream, uint16_t* out16 = nullptr);
 void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
-                      const float* rstd, int N, int C, cudaStream_t stream);
+                      const float* rstd, int N, int C, cudaStream_t stream,
+                      uint16_t* dinp16 = nullptr);
 
 // ---- rope.cu: tables (maxT, hd/2) come from cpu::rope_tables (bit-identical angles) ----
 void rope_forward(float* qkv, const int32_t* pos, const float* cos, const float* sin, int N,
@@ -134,11 +139,17 @@ void attention_cached_forward(float* out, const float* qkv, const float* kcache,
                               int QKV, int H, int KVH, int hd, int len, cudaStream_t stream);
 
 // ---- activations.cu: GELU-tanh, SwiGLU, residual add ----
-void gelu_forward(float* out, const float* inp, size_t n, cudaStream_t stream);
-void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n, cudaStream_t stream);
-void swiglu_forward(float* out, const float* inp, int N, int Fd, cudaStream_t stream);
+// out16 / dinp16 as for the norms (out / dinp may be null where the copy is given).
+// Unlike their CPU twins, the backward passes OVERWRITE dinp (nothing else adds into it:
+// no zeroing pass before them).
+void gelu_forward(float* out, const float* inp, size_t n, cudaStream_t stream,
+                  uint16_t* out16 = nullptr);
+void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n, cudaStream_t stream,
+                   uint16_t* dinp16 = nullptr);
+void swiglu_forward(float* out, const float* inp, int N, int Fd, cudaStream_t stream,
+                    uint16_t* out16 = nullptr);
 void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int Fd,
-                     cudaStream_t stream);
+                     cudaStream_t stream, uint16_t* dinp16 = nullptr);
 void add_inplace(float* y, const float* x, size_t n, cudaStream_t stream);  // y += x
 
 // ---- classifier.cu: per-row log-softmax statistics and the fused loss gradient ----

@@ -16,8 +16,9 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kMaxSharedC = 4096;  // dw/db block partials in shared memory up to this width
 
-__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp,
-                                         const float* w, const float* b, int N, int C, float eps) {
+__global__ void layernorm_forward_kernel(float* out, uint16_t* out16, float* mean, float* rstd,
+                                         const float* inp, const float* w, const float* b, int N,
+                                         int C, float eps) {
   const int lane = threadIdx.x % 32;
   const int n = blockIdx.x * kWarps + threadIdx.x / 32;
   if (n >= N) return;
@@ -28,17 +29,21 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
   float v = 0.f;
   for (int c = lane; c < C; c += 32) v += (x[c] - m) * (x[c] - m);
   const float r = rsqrtf(warp_sum(v) / C + eps);
-  float* o = out + static_cast<int64_t>(n) * C;
-  for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * w[c] + b[c];
+  const int64_t row = static_cast<int64_t>(n) * C;
+  for (int c = lane; c < C; c += 32) {
+    const float y = (x[c] - m) * r * w[c] + b[c];
+    if (out) out[row + c] = y;
+    if (out16) out16[row + c] = static_cast<uint16_t>(bf16_bits(y));
+  }
   if (lane == 0) {
     if (mean) mean[n] = m;
     rstd[n] = r;
   }
 }
 
-__global__ void layernorm_backward_kernel(float* dinp, float* dw, float* db, const float* dout,
-                                          const float* inp, const float* w, const float* mean,
-                                          const float* rstd, int N, int C) {
+__global__ void layernorm_backward_kernel(float* dinp, uint16_t* dinp16, float* dw, float* db,
+                                          const float* dout, const float* inp, const float* w,
+                                          const float* mean, const float* rstd, int N, int C) {
   extern __shared__ float part[];  // (2C): dw, db partials of this block
   const bool shared = C <= kMaxSharedC;
   if (shared)
@@ -57,8 +62,12 @@ __global__ void layernorm_backward_kernel(float* dinp, float* dw, float* db, con
         s2 += dxhat * ((x[c] - m) * r);
       }
       const float m1 = warp_sum(s1) / C, m2 = warp_sum(s2) / C;
-      float* di = dinp + static_cast<int64_t>(n) * C;
-      for (int c = lane; c < C; c += 32) di[c] += r * (d[c] * w[c] - m1 - (x[c] - m) * r * m2);
+      const int64_t row = static_cast<int64_t>(n) * C;
+      for (int c = lane; c < C; c += 32) {
+        const float v = dinp[row + c] + r * (d[c] * w[c] - m1 - (x[c] - m) * r * m2);
+        dinp[row + c] = v;
+        if (dinp16) dinp16[row + c] = static_cast<uint16_t>(bf16_bits(v));
+      }
     }
     for (int c = lane; c < C; c += 32) {
       const float gw = d[c] * ((x[c] - m) * r), gb = d[c];
@@ -89,9 +98,9 @@ constexpr int kVecWarps = 4;  // the register path: up to ~160 registers a threa
 
 template <int G>
 __global__ void __launch_bounds__(kVecWarps * 32)
-    layernorm_backward_vec_kernel(float* dinp, float* dw, float* db, const float* dout,
-                                  const float* inp, const float* w, const float* mean,
-                                  const float* rstd, int N) {
+    layernorm_backward_vec_kernel(float* dinp, uint16_t* dinp16, float* dw, float* db,
+                                  const float* dout, const float* inp, const float* w,
+                                  const float* mean, const float* rstd, int N) {
   constexpr int C = 128 * G;
   __shared__ float part[2 * C];  // dw, db partials of this block
   for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) part[c] = 0.f;
@@ -132,6 +141,7 @@ __global__ void __launch_bounds__(kVecWarps * 32)
       o.z += r * (dv[k].z * wv[k].z - m1 - xh[k].z * m2);
       o.w += r * (dv[k].w * wv[k].w - m1 - xh[k].w * m2);
       di[lane + 32 * k] = o;
+      if (dinp16) reinterpret_cast<uint2*>(dinp16 + static_cast<int64_t>(n) * C)[lane + 32 * k] = bf16x4(o);
     }
   }
 #pragma unroll
@@ -153,8 +163,9 @@ __global__ void __launch_bounds__(kVecWarps * 32)
 // the CPU) and the output. The generic kernel reads the row three times, a load at a time
 // per lane: 12 us a call at decode's 64 rows on an H200, a quarter of a decode step.
 template <int G>
-__global__ void layernorm_forward_vec_kernel(float* out, float* mean, float* rstd, const float* inp,
-                                             const float* w, const float* b, int N, float eps) {
+__global__ void layernorm_forward_vec_kernel(float* out, uint16_t* out16, float* mean, float* rstd,
+                                             const float* inp, const float* w, const float* b, int N,
+                                             float eps) {
   constexpr int C = 128 * G;
   const int lane = threadIdx.x % 32;
   const int n = blockIdx.x * kWarps + threadIdx.x / 32;
@@ -175,14 +186,16 @@ __global__ void layernorm_forward_vec_kernel(float* out, float* mean, float* rst
     v += a * a + bb * bb + c * c + d * d;
   }
   const float r = rsqrtf(warp_sum(v) / C + eps);
-  float4* o4 = reinterpret_cast<float4*>(out + static_cast<int64_t>(n) * C);
+  const int64_t row = static_cast<int64_t>(n) * C;
   const float4* w4 = reinterpret_cast<const float4*>(w);
   const float4* b4 = reinterpret_cast<const float4*>(b);
 #pragma unroll
   for (int k = 0; k < G; k++) {
     const float4 wk = w4[lane + 32 * k], bk = b4[lane + 32 * k];
-    o4[lane + 32 * k] = make_float4((xv[k].x - m) * r * wk.x + bk.x, (xv[k].y - m) * r * wk.y + bk.y,
-                                    (xv[k].z - m) * r * wk.z + bk.z, (xv[k].w - m) * r * wk.w + bk.w);
+    const float4 y = make_float4((xv[k].x - m) * r * wk.x + bk.x, (xv[k].y - m) * r * wk.y + bk.y,
+                                 (xv[k].z - m) * r * wk.z + bk.z, (xv[k].w - m) * r * wk.w + bk.w);
+    if (out) reinterpret_cast<float4*>(out + row)[lane + 32 * k] = y;
+    if (out16) reinterpret_cast<uint2*>(out16 + row)[lane + 32 * k] = bf16x4(y);
   }
   if (lane == 0) {
     if (mean) mean[n] = m;
@@ -211,42 +224,45 @@ bool with_groups(int C, bool rows_aligned, F&& f) {
 }  // namespace
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                       const float* b, int N, int C, double eps, cudaStream_t stream) {
+                       const float* b, int N, int C, double eps, cudaStream_t stream,
+                       uint16_t* out16) {
   if (N == 0) return;
   const float e = static_cast<float>(eps);
-  const bool al = aligned(out, 16) && aligned(inp, 16) && aligned(w, 16) && aligned(b, 16);
+  const bool al = aligned(out, 16) && aligned(out16, 8) && aligned(inp, 16) && aligned(w, 16) &&
+                  aligned(b, 16);  // (a null pointer counts as aligned)
   if (with_groups(C, al, [&](auto g) {
         constexpr int G = decltype(g)::value;
-        layernorm_forward_vec_kernel<G><<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, mean, rstd, inp,
-                                                                                      w, b, N, e);
+        layernorm_forward_vec_kernel<G><<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, out16, mean, rstd,
+                                                                                      inp, w, b, N, e);
         SCORE_CUDA_LAUNCH_CHECK();
       }))
     return;
-  layernorm_forward_kernel<<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, mean, rstd, inp, w, b,
-                                                                           N, C, e);
+  layernorm_forward_kernel<<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, out16, mean, rstd,
+                                                                           inp, w, b, N, C, e);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 
 void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                         const float* w, const float* mean, const float* rstd, int N, int C,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, uint16_t* dinp16) {
   if (N == 0) return;
-  const bool al = (!dinp || aligned(dinp, 16)) && aligned(dout, 16) && aligned(inp, 16) && aligned(w, 16);
+  const bool al = aligned(dinp, 16) && aligned(dinp16, 8) && aligned(dout, 16) && aligned(inp, 16) &&
+                  aligned(w, 16);  // (a null pointer counts as aligned)
   if (with_groups(C, al, [&](auto g) {
         constexpr int G = decltype(g)::value;
         // Fewer blocks than rows / 4: each warp walks several rows, so its partials are
         // flushed once for all of them (396: 3 blocks of 4 warps on each of 132 SMs, the
         // registers' limit at G = 6).
         const int blocks = std::min(ceil_div(N, kVecWarps), 396);
-        layernorm_backward_vec_kernel<G><<<blocks, kVecWarps * 32, 0, stream>>>(dinp, dw, db, dout, inp, w,
-                                                                                 mean, rstd, N);
+        layernorm_backward_vec_kernel<G><<<blocks, kVecWarps * 32, 0, stream>>>(dinp, dinp16, dw, db, dout,
+                                                                                 inp, w, mean, rstd, N);
         SCORE_CUDA_LAUNCH_CHECK();
       }))
     return;
   const int blocks = std::min(ceil_div(N, kWarps), 512);
   const size_t smem = C <= kMaxSharedC ? 2 * sizeof(float) * C : 0;
-  layernorm_backward_kernel<<<blocks, kWarps * 32, smem, stream>>>(dinp, dw, db, dout, inp, w, mean,
-                                                                   rstd, N, C);
+  layernorm_backward_kernel<<<blocks, kWarps * 32, smem, stream>>>(dinp, dinp16, dw, db, dout, inp,
+                                                                   w, mean, rstd, N, C);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 

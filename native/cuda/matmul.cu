@@ -96,17 +96,18 @@ void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int IC, int OC, MatmulPrecision prec, cudaStream_t stream, LtMatmul* lt,
-                    int ldo, const uint16_t* weight16, uint16_t* keep16) {
+                    int ldo, const uint16_t* weight16, const uint16_t* inp16) {
   // out (N, ldo) = inp (N, IC) @ weight^T: B(k, j) = weight[j*IC + k]
   Gemm g;
   g.A = inp, g.lda = IC, g.a_kcontig = true;
   g.B = weight, g.ldb = IC, g.b_ncontig = false;
   g.C = out, g.ldc = ldo ? ldo : OC, g.bias = bias;
   g.M = N, g.N = OC, g.K = IC;
-  if (lt && weight16 && prec == MatmulPrecision::BF16 && N > 0) {
-    if (keep16) to_bf16(keep16, inp, N, IC, IC, stream);
-    g.A16 = keep16 ? keep16 : converted(lt, 0, inp, N, IC, IC, stream);
-    g.B16 = weight16;
+  // bf16 operands: the weight's copy, and inp's from its producer, or converted here for
+  // cuBLASLt (our kernel rounds float32 operands as it stages them).
+  if (weight16 && prec == MatmulPrecision::BF16 && N > 0) {
+    g.A16 = inp16 ? inp16 : lt ? converted(lt, 0, inp, N, IC, IC, stream) : nullptr;
+    if (g.A16) g.B16 = weight16;
   }
   run(g, prec, stream, lt);
 }
@@ -116,17 +117,20 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
                      cudaStream_t stream, LtMatmul* lt, int ldo, const uint16_t* weight16,
                      const uint16_t* inp16, bool dinp_overwrite, const uint16_t* dout16_given) {
   if (!ldo) ldo = OC;
-  // With the weight's bf16 copy, dout is converted once for both products.
-  const bool bf = lt && weight16 && prec == MatmulPrecision::BF16 && N > 0 && (dinp || dweight);
-  const uint16_t* dout16 =
-      !bf ? nullptr : dout16_given ? dout16_given : converted(lt, 0, dout, N, OC, ldo, stream);
+  // With the weight's bf16 copy, dout's copy comes from its producer, or is converted once
+  // for both products on cuBLASLt.
+  const bool bf = weight16 && prec == MatmulPrecision::BF16 && N > 0 && (dinp || dweight);
+  const uint16_t* dout16 = !bf ? nullptr
+                           : dout16_given ? dout16_given
+                           : lt ? converted(lt, 0, dout, N, OC, ldo, stream)
+                                : nullptr;
   if (dinp) {  // dinp (N, IC) += (or =) dout (N, OC) @ weight (OC, IC)
     Gemm g;
     g.A = dout, g.lda = ldo, g.a_kcontig = true;
     g.B = weight, g.ldb = IC, g.b_ncontig = true;
     g.C = dinp, g.ldc = IC, g.accumulate = !dinp_overwrite;
     g.M = N, g.N = IC, g.K = OC;
-    if (bf) g.A16 = dout16, g.B16 = weight16;
+    if (dout16) g.A16 = dout16, g.B16 = weight16;
     run(g, prec, stream, lt);
   }
   if (dweight) {  // dweight (OC, IC) += dout^T (OC, N) @ inp (N, IC): A(i, k) = dout[k*ldo + i]
@@ -135,7 +139,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     g.B = inp, g.ldb = IC, g.b_ncontig = true;
     g.C = dweight, g.ldc = IC, g.accumulate = true;
     g.M = OC, g.N = IC, g.K = N;
-    if (bf) g.A16 = dout16, g.B16 = inp16 ? inp16 : converted(lt, 1, inp, N, IC, IC, stream);
+    if (dout16) g.A16 = dout16, g.B16 = inp16 ? inp16 : lt ? converted(lt, 1, inp, N, IC, IC, stream) : nullptr;
     run(g, prec, stream, lt);
   }
   if (dbias && N > 0) {  // no rows: nothing to add (and an empty grid is a launch error)

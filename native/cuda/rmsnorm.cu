@@ -5,6 +5,7 @@
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 #include "cuda/reduce.cuh"
+#include "cuda/vec.cuh"
 
 namespace score::cuda {
 namespace {
@@ -12,8 +13,8 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kMaxSharedC = 8192;
 
-__global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* inp, const float* w,
-                                       int N, int C, float eps) {
+__global__ void rmsnorm_forward_kernel(float* out, uint16_t* out16, float* rstd, const float* inp,
+                                       const float* w, int N, int C, float eps) {
   const int lane = threadIdx.x % 32;
   const int n = blockIdx.x * kWarps + threadIdx.x / 32;
   if (n >= N) return;
@@ -21,13 +22,18 @@ __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* inp
   float ss = 0.f;
   for (int c = lane; c < C; c += 32) ss += x[c] * x[c];
   const float r = rsqrtf(warp_sum(ss) / C + eps);
-  float* o = out + static_cast<int64_t>(n) * C;
-  for (int c = lane; c < C; c += 32) o[c] = (x[c] * r) * w[c];
+  const int64_t row = static_cast<int64_t>(n) * C;
+  for (int c = lane; c < C; c += 32) {
+    const float v = (x[c] * r) * w[c];
+    if (out) out[row + c] = v;
+    if (out16) out16[row + c] = static_cast<uint16_t>(bf16_bits(v));
+  }
   if (lane == 0 && rstd) rstd[n] = r;
 }
 
-__global__ void rmsnorm_backward_kernel(float* dinp, float* dw, const float* dout, const float* inp,
-                                        const float* w, const float* rstd, int N, int C) {
+__global__ void rmsnorm_backward_kernel(float* dinp, uint16_t* dinp16, float* dw, const float* dout,
+                                        const float* inp, const float* w, const float* rstd, int N,
+                                        int C) {
   extern __shared__ float part[];  // (C) dw partials
   const bool shared = C <= kMaxSharedC;
   if (shared)
@@ -42,8 +48,12 @@ __global__ void rmsnorm_backward_kernel(float* dinp, float* dw, const float* dou
       float s = 0.f;
       for (int c = lane; c < C; c += 32) s += d[c] * w[c] * x[c];
       const float k = warp_sum(s) / C * r * r;
-      float* di = dinp + static_cast<int64_t>(n) * C;
-      for (int c = lane; c < C; c += 32) di[c] += r * (d[c] * w[c] - x[c] * k);
+      const int64_t row = static_cast<int64_t>(n) * C;
+      for (int c = lane; c < C; c += 32) {
+        const float v = dinp[row + c] + r * (d[c] * w[c] - x[c] * k);
+        dinp[row + c] = v;
+        if (dinp16) dinp16[row + c] = static_cast<uint16_t>(bf16_bits(v));
+      }
     }
     if (dw)
       for (int c = lane; c < C; c += 32) {
@@ -60,19 +70,20 @@ __global__ void rmsnorm_backward_kernel(float* dinp, float* dw, const float* dou
 }  // namespace
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C,
-                     double eps, cudaStream_t stream) {
+                     double eps, cudaStream_t stream, uint16_t* out16) {
   if (N == 0) return;
-  rmsnorm_forward_kernel<<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, rstd, inp, w, N, C,
-                                                                          static_cast<float>(eps));
+  rmsnorm_forward_kernel<<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, out16, rstd, inp, w, N,
+                                                                          C, static_cast<float>(eps));
   SCORE_CUDA_LAUNCH_CHECK();
 }
 
 void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
-                      const float* rstd, int N, int C, cudaStream_t stream) {
+                      const float* rstd, int N, int C, cudaStream_t stream, uint16_t* dinp16) {
   if (N == 0) return;
   const int blocks = std::min(ceil_div(N, kWarps), 512);
   const size_t smem = C <= kMaxSharedC ? sizeof(float) * C : 0;
-  rmsnorm_backward_kernel<<<blocks, kWarps * 32, smem, stream>>>(dinp, dw, dout, inp, w, rstd, N, C);
+  rmsnorm_backward_kernel<<<blocks, kWarps * 32, smem, stream>>>(dinp, dinp16, dw, dout, inp, w, rstd,
+                                                                 N, C);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 

@@ -38,4 +38,11 @@ __device__ __forceinline__ uint2 bf16x4(float4 v) {
   return u;
 }
 
+// bf16 bits as a float (exact), and four of them from one 8-byte load.
+__device__ __forceinline__ float bf16_float(uint16_t b) { return __uint_as_float(uint32_t(b) << 16); }
+__device__ __forceinline__ float4 bf16x4_floats(uint2 u) {
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
+                     __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
+}
+
 }  // namespace score::cuda

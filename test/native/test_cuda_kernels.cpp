@@ -89,6 +89,26 @@ std::vector<float> rounded(const std::vector<float>& v) {
   return r;
 }
 
+// bf16 bit patterns (nearest even) of v, and back to floats (exact).
+std::vector<uint16_t> bf16_bits_of(const std::vector<float>& v) {
+  std::vector<uint16_t> b(v.size());
+  for (size_t i = 0; i < v.size(); i++) {
+    const float r = bf16_round(v[i]);
+    uint32_t u;
+    std::memcpy(&u, &r, 4);
+    b[i] = static_cast<uint16_t>(u >> 16);
+  }
+  return b;
+}
+std::vector<float> floats_of(const std::vector<uint16_t>& b) {
+  std::vector<float> v(b.size());
+  for (size_t i = 0; i < b.size(); i++) {
+    const uint32_t u = uint32_t(b[i]) << 16;
+    std::memcpy(&v[i], &u, 4);
+  }
+  return v;
+}
+
 // max over i of |a - b| / (atol + rtol |b|): <= 1 passes.
 double worst(const std::vector<float>& a, const std::vector<float>& b, double atol, double rtol) {
   double w = 0;
@@ -159,8 +179,10 @@ std::vector<float> unpad_rows(const std::vector<float>& p, int rows, int cols, i
 // A linear layer in all three forms on shapes that are not multiples of the tile; with
 // `padded`, out and dout have a row stride rounded up to 64 (as the classifier's logits),
 // NaN in the padding, which must be neither read nor written. With `lt` the products run
-// on cuBLASLt (bf16).
-void check_linear(cu::MatmulPrecision prec, bool padded, cu::LtMatmul* lt = nullptr) {
+// on cuBLASLt (bf16). With `given16` (bf16, as the backend's producers do) the products
+// get the bf16 copies of the input and the output gradient, and no float32 input at all.
+void check_linear(cu::MatmulPrecision prec, bool padded, cu::LtMatmul* lt = nullptr,
+                  bool given16 = false) {
   Rng rng(g_seed + 1);
   // {1000, 64, 40}: the weight gradient has one tile and K = 1000, so it is split over K;
   // the bias gradient sums 4 row slices.
@@ -189,10 +211,14 @@ void check_linear(cu::MatmulPrecision prec, bool padded, cu::LtMatmul* lt = null
       std::memcpy(&u, &r, 4);
       w16[i] = static_cast<uint16_t>(u >> 16);
     }
-    Dev<uint16_t> dW16(w16);
-    const uint16_t* weight16 = lt ? dW16.p : nullptr;
-    cu::matmul_forward(dO.p, dX.p, dW.p, dB.p, N, IC, OC, prec, nullptr, lt, ldo, weight16);
-    cu::matmul_backward(gX.p, gW.p, gB.p, dD.p, dX.p, dW.p, N, IC, OC, prec, nullptr, lt, ldo, weight16);
+    Dev<uint16_t> dW16(w16), dX16(bf16_bits_of(x)), dD16(bf16_bits_of(pad_rows(dout, N, OC, ldo)));
+    const uint16_t* weight16 = lt || given16 ? dW16.p : nullptr;
+    const float* inp = given16 ? nullptr : dX.p;  // the float32 input is not kept
+    const uint16_t* x16 = given16 ? dX16.p : nullptr;
+    const uint16_t* d16 = given16 ? dD16.p : nullptr;
+    cu::matmul_forward(dO.p, inp, dW.p, dB.p, N, IC, OC, prec, nullptr, lt, ldo, weight16, x16);
+    cu::matmul_backward(gX.p, gW.p, gB.p, dD.p, inp, dW.p, N, IC, OC, prec, nullptr, lt, ldo, weight16, x16,
+                        false, d16);
     int pad_changed = 0;
     const auto got = unpad_rows(dO.down(), N, OC, ldo, &pad_changed);
     CHECK(pad_changed == 0);
@@ -240,6 +266,47 @@ TEST(linear_padded_row_stride) {
   check_linear(cu::MatmulPrecision::BF16, true);
   check_linear(cu::MatmulPrecision::FP32, true);
 }
+// Our kernel on the bf16 copies that the producers write (no float32 input).
+TEST(linear_bf16_given_copies) {
+  check_linear(cu::MatmulPrecision::BF16, false, nullptr, true);
+  check_linear(cu::MatmulPrecision::BF16, true, nullptr, true);
+}
+
+// Our bf16 kernel reading bf16 operands from memory (A16, B16) against reading float32
+// and rounding as it stages: the same bf16 products summed in the same order, so the
+// same bits, in every layout, with vector loads (aligned) and without (odd strides),
+// batched, with a bias.
+TEST(gemm_bf16_operands_bit_exact) {
+  Rng rng(g_seed + 31);
+  struct Case {
+    int M, N, K, batch;
+    int64_t pad;  // added to the leading dimensions (odd: no vector loads)
+  };
+  // Vector loads: {64, 200, 40} and the batched {32, 48, 16}; the others have an odd
+  // extent or stride.
+  for (const Case c : {Case{130, 67, 95, 1, 0}, Case{64, 200, 40, 1, 0}, Case{64, 200, 40, 1, 1},
+                       Case{32, 48, 16, 3, 0}, Case{150, 9, 160, 2, 3}})
+    for (int layout = 0; layout < 4; layout++) {
+      cu::Gemm g;
+      g.a_kcontig = layout & 1, g.b_ncontig = layout & 2;
+      g.M = c.M, g.N = c.N, g.K = c.K, g.batch = c.batch;
+      g.lda = (g.a_kcontig ? c.K : c.M) + c.pad;
+      g.ldb = (g.b_ncontig ? c.N : c.K) + c.pad;
+      g.ldc = c.N;
+      const int64_t sa = g.lda * (g.a_kcontig ? c.M : c.K), sb = g.ldb * (g.b_ncontig ? c.K : c.N),
+                    sc = int64_t(c.M) * c.N;
+      g.ab = {sa, 0, 1, 1}, g.bb = {sb, 0, 1, 1}, g.cb = {sc, 0, 1, 1};  // batch z at z * stride
+      const auto a = randn(size_t(sa) * c.batch, rng), b = randn(size_t(sb) * c.batch, rng),
+                 bias = randn(c.N, rng);
+      Dev<float> A(a), B(b), Bias(bias), C1(size_t(sc) * c.batch), C2(size_t(sc) * c.batch);
+      Dev<uint16_t> A16(bf16_bits_of(a)), B16(bf16_bits_of(b));
+      g.A = A.p, g.B = B.p, g.bias = Bias.p, g.C = C1.p;
+      cu::gemm(g, cu::MatmulPrecision::BF16, nullptr);
+      g.A = nullptr, g.B = nullptr, g.A16 = A16.p, g.B16 = B16.p, g.C = C2.p;
+      cu::gemm(g, cu::MatmulPrecision::BF16, nullptr);
+      CHECK_ALL(C2.down(), C1.down(), 0.0, 0.0);
+    }
+}
 // The linear layer through cuBLASLt, rows at stride OC and padded (as the lm_head's).
 TEST(linear_cublaslt) {
   const auto lt = cu::LtMatmul::create();
@@ -283,12 +350,20 @@ TEST(layernorm_and_rmsnorm) {
                                    mean.data(), rstd.data(), N, C);
     Dev<float> X(x), W(w), Bb(b), O(x.size()), M(N), R(N), D(dout), GX(std::vector<float>(x.size(), 0.f)),
         GW(std::vector<float>(C, 0.f)), GB(std::vector<float>(C, 0.f));
-    cu::layernorm_forward(O.p, M.p, R.p, X.p, W.p, Bb.p, N, C, 1e-5, nullptr);
-    cu::layernorm_backward(GX.p, GW.p, GB.p, D.p, X.p, W.p, M.p, R.p, N, C, nullptr);
+    // With the bf16 copies of out and of dinp after the += (the products' operands).
+    Dev<uint16_t> O16(x.size()), O16only(x.size()), GX16(x.size());
+    cu::layernorm_forward(O.p, M.p, R.p, X.p, W.p, Bb.p, N, C, 1e-5, nullptr, O16.p);
+    cu::layernorm_forward(nullptr, M.p, R.p, X.p, W.p, Bb.p, N, C, 1e-5, nullptr, O16only.p);
+    cu::layernorm_backward(GX.p, GW.p, GB.p, D.p, X.p, W.p, M.p, R.p, N, C, nullptr, GX16.p);
     // float32 row sums of C terms (the CPU sums in double): 1e-5 abs + 1e-4 rel.
-    CHECK_ALL(O.down(), out, 1e-5, 1e-4);
+    const auto got = O.down(), got_dx = GX.down();
+    CHECK_ALL(got, out, 1e-5, 1e-4);
     CHECK_ALL(R.down(), rstd, 1e-6, 1e-5);
-    CHECK_ALL(GX.down(), dx, 1e-5, 1e-4);
+    CHECK_ALL(got_dx, dx, 1e-5, 1e-4);
+    // The copies: the device's own float32 results rounded to nearest even, bit for bit.
+    CHECK_ALL(floats_of(O16.down()), rounded(got), 0.0, 0.0);
+    CHECK_ALL(floats_of(O16only.down()), rounded(got), 0.0, 0.0);
+    CHECK_ALL(floats_of(GX16.down()), rounded(got_dx), 0.0, 0.0);
     CHECK_ALL(GW.down(), dw, 1e-4, 1e-4);  // sums over N rows in a different order
     CHECK_ALL(GB.down(), db, 1e-4, 1e-4);
 
@@ -296,10 +371,16 @@ TEST(layernorm_and_rmsnorm) {
     cpu::rmsnorm_forward<float>(rout.data(), rr.data(), x.data(), w.data(), N, C, 1e-5);
     cpu::rmsnorm_backward<float>(rdx.data(), rdw.data(), dout.data(), x.data(), w.data(), rr.data(), N, C);
     Dev<float> RO(x.size()), RR(N), RGX(std::vector<float>(x.size(), 0.f)), RGW(std::vector<float>(C, 0.f));
-    cu::rmsnorm_forward(RO.p, RR.p, X.p, W.p, N, C, 1e-5, nullptr);
-    cu::rmsnorm_backward(RGX.p, RGW.p, D.p, X.p, W.p, RR.p, N, C, nullptr);
-    CHECK_ALL(RO.down(), rout, 1e-5, 1e-4);
-    CHECK_ALL(RGX.down(), rdx, 1e-5, 1e-4);
+    Dev<uint16_t> RO16(x.size()), RO16only(x.size()), RGX16(x.size());
+    cu::rmsnorm_forward(RO.p, RR.p, X.p, W.p, N, C, 1e-5, nullptr, RO16.p);
+    cu::rmsnorm_forward(nullptr, RR.p, X.p, W.p, N, C, 1e-5, nullptr, RO16only.p);
+    cu::rmsnorm_backward(RGX.p, RGW.p, D.p, X.p, W.p, RR.p, N, C, nullptr, RGX16.p);
+    const auto rgot = RO.down(), rgot_dx = RGX.down();
+    CHECK_ALL(rgot, rout, 1e-5, 1e-4);
+    CHECK_ALL(rgot_dx, rdx, 1e-5, 1e-4);
+    CHECK_ALL(floats_of(RO16.down()), rounded(rgot), 0.0, 0.0);
+    CHECK_ALL(floats_of(RO16only.down()), rounded(rgot), 0.0, 0.0);
+    CHECK_ALL(floats_of(RGX16.down()), rounded(rgot_dx), 0.0, 0.0);
     CHECK_ALL(RGW.down(), rdw, 1e-4, 1e-4);
   }
 }
@@ -331,17 +412,34 @@ TEST(gelu_swiglu_residual) {
   cpu::gelu_backward<float>(gd.data(), x.data(), d.data(), x.size());
   cpu::swiglu_forward<float>(so.data(), x.data(), N, Fd);
   cpu::swiglu_backward<float>(sd.data(), x.data(), d.data(), N, Fd);
-  Dev<float> X(x), D(d), GO(x.size()), GD(std::vector<float>(x.size(), 0.f)), SO(so.size()),
-      SD(std::vector<float>(x.size(), 0.f));
-  cu::gelu_forward(GO.p, X.p, x.size(), nullptr);
-  cu::gelu_backward(GD.p, X.p, D.p, x.size(), nullptr);
-  cu::swiglu_forward(SO.p, X.p, N, Fd, nullptr);
-  cu::swiglu_backward(SD.p, X.p, D.p, N, Fd, nullptr);
+  // The backward passes overwrite dinp (the CPU's add into zeros): NaN before.
+  const std::vector<float> nan(x.size(), std::nanf(""));
+  Dev<float> X(x), D(d), GO(x.size()), GD(nan), SO(so.size()), SD(nan);
+  Dev<uint16_t> GO16(x.size()), GD16(x.size()), SO16(so.size()), SD16(x.size());
+  cu::gelu_forward(GO.p, X.p, x.size(), nullptr, GO16.p);
+  cu::gelu_backward(GD.p, X.p, D.p, x.size(), nullptr, GD16.p);
+  cu::swiglu_forward(SO.p, X.p, N, Fd, nullptr, SO16.p);
+  cu::swiglu_backward(SD.p, X.p, D.p, N, Fd, nullptr, SD16.p);
   // expf (CUDA, <= 2 ulp) vs the CPU's vectorised exp (<= 2 ulp): a few float ulps.
-  CHECK_ALL(GO.down(), go, 1e-6, 1e-5);
-  CHECK_ALL(GD.down(), gd, 1e-6, 1e-5);
-  CHECK_ALL(SO.down(), so, 1e-6, 1e-5);
-  CHECK_ALL(SD.down(), sd, 1e-6, 1e-5);
+  const auto go_got = GO.down(), gd_got = GD.down(), so_got = SO.down(), sd_got = SD.down();
+  CHECK_ALL(go_got, go, 1e-6, 1e-5);
+  CHECK_ALL(gd_got, gd, 1e-6, 1e-5);
+  CHECK_ALL(so_got, so, 1e-6, 1e-5);
+  CHECK_ALL(sd_got, sd, 1e-6, 1e-5);
+  // The bf16 copies: the device's float32 results rounded to nearest even, bit for bit;
+  // and the same copies with no float32 output (vector path, then unaligned: the tail).
+  CHECK_ALL(floats_of(GO16.down()), rounded(go_got), 0.0, 0.0);
+  CHECK_ALL(floats_of(GD16.down()), rounded(gd_got), 0.0, 0.0);
+  CHECK_ALL(floats_of(SO16.down()), rounded(so_got), 0.0, 0.0);
+  CHECK_ALL(floats_of(SD16.down()), rounded(sd_got), 0.0, 0.0);
+  for (size_t skip : {size_t(0), size_t(1)}) {
+    const size_t n = x.size() - skip;
+    Dev<uint16_t> O16(n), D16(n);
+    cu::gelu_forward(nullptr, X.p + skip, n, nullptr, O16.p);
+    cu::gelu_backward(nullptr, X.p + skip, D.p + skip, n, nullptr, D16.p);
+    CHECK_ALL(floats_of(O16.down()), rounded(std::vector<float>(go_got.begin() + skip, go_got.end())), 0.0, 0.0);
+    CHECK_ALL(floats_of(D16.down()), rounded(std::vector<float>(gd_got.begin() + skip, gd_got.end())), 0.0, 0.0);
+  }
   std::vector<float> y = randn(x.size(), rng), yy = y;
   for (size_t i = 0; i < y.size(); i++) yy[i] += x[i];
   Dev<float> Y(y);
@@ -413,9 +511,11 @@ static void check_flash(int B, int T, int H, int KVH, int hd, cu::MatmulPrecisio
         lse[(size_t(b) * H + h) * T + t] = float(mx + std::log(sum));
       }
   Dev<float> X(qkv), D(dout), O(out.size()), L(lse.size()), DL(lse.size()), G(base);
-  cu::flash_attention_forward(O.p, L.p, X.p, B, T, H, KVH, hd, prec, nullptr);
+  Dev<uint16_t> O16(out.size());
+  cu::flash_attention_forward(O.p, L.p, X.p, B, T, H, KVH, hd, prec, nullptr, O16.p);
   cu::flash_attention_backward(G.p, DL.p, D.p, X.p, O.p, L.p, B, T, H, KVH, hd, prec, nullptr);
   const auto o = O.down(), l = L.down(), g = G.down();
+  CHECK_ALL(floats_of(O16.down()), rounded(o), 0.0, 0.0);  // out's bf16 copy, bit for bit
   CHECK_ALL(o, out, atol, rtol);
   CHECK_ALL(l, lse, atol, rtol);
   CHECK_ALL(g, dqkv, atol, rtol);
