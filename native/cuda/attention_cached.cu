@@ -1,5 +1,7 @@
 // Attention of single rows against the KV cache, for prefill and decode (cpu twin:
 // native/cpu/attention_cached.cpp). Cache layout (slots, KVH, len, hd), as on the CPU.
+// The cache holds float32, or bf16 (uint16_t bits, nearest even: half the memory and
+// half the bytes a decode step reads); the arithmetic is float32 either way.
 //
 // Online softmax over the row's positions 0..pos in blocks of 32: lane l scores position
 // s0 + l (a full dot over hd from its own k row), the warp agrees on the running max and
@@ -18,13 +20,26 @@
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 #include "cuda/reduce.cuh"
+#include "cuda/vec.cuh"
 
 namespace score::cuda {
 namespace {
 
 constexpr int kMaxHd = 256;
 
-__global__ void kv_store_kernel(float* kcache, float* vcache, const float* qkv, const int32_t* slot,
+// A cache element from a float, and back (Elem: float or uint16_t bf16 bits).
+__device__ __forceinline__ void put_elem(float* p, float x) { *p = x; }
+__device__ __forceinline__ void put_elem(uint16_t* p, float x) { *p = static_cast<uint16_t>(bf16_bits(x)); }
+__device__ __forceinline__ float get_elem(const float* p) { return *p; }
+__device__ __forceinline__ float get_elem(const uint16_t* p) { return bf16_float(*p); }
+// Four consecutive elements, 4-aligned: one 16-byte (float) or 8-byte (bf16) load.
+__device__ __forceinline__ float4 get4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 get4(const uint16_t* p) {
+  return bf16x4_floats(*reinterpret_cast<const uint2*>(p));
+}
+
+template <typename Elem>
+__global__ void kv_store_kernel(Elem* kcache, Elem* vcache, const float* qkv, const int32_t* slot,
                                 const int32_t* pos, int N, int QKV, int H, int KVH, int hd,
                                 int len) {
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -33,12 +48,13 @@ __global__ void kv_store_kernel(float* kcache, float* vcache, const float* qkv, 
   const int r = static_cast<int>(idx / (static_cast<int64_t>(hd) * KVH));
   const int64_t at = ((static_cast<int64_t>(slot[r]) * KVH + h) * len + pos[r]) * hd + d;
   const float* row = qkv + static_cast<int64_t>(r) * QKV + H * hd;
-  kcache[at] = row[h * hd + d];
-  vcache[at] = row[KVH * hd + h * hd + d];
+  put_elem(kcache + at, row[h * hd + d]);
+  put_elem(vcache + at, row[KVH * hd + h * hd + d]);
 }
 
-__global__ void attention_cached_kernel(float* out, const float* qkv, const float* kcache,
-                                        const float* vcache, const int32_t* slot,
+template <typename Elem>
+__global__ void attention_cached_kernel(float* out, const float* qkv, const Elem* kcache,
+                                        const Elem* vcache, const int32_t* slot,
                                         const int32_t* pos, int N, int QKV, int H, int KVH, int hd,
                                         int len, float scale) {
   extern __shared__ float qs[];  // (warps per block, hd)
@@ -51,8 +67,8 @@ __global__ void attention_cached_kernel(float* out, const float* qkv, const floa
   for (int d = lane; d < hd; d += 32) q[d] = qkv[static_cast<int64_t>(r) * QKV + h * hd + d];
   __syncwarp();
   const int64_t base = (static_cast<int64_t>(slot[r]) * KVH + kvh) * len * hd;
-  const float* K = kcache + base;
-  const float* V = vcache + base;
+  const Elem* K = kcache + base;
+  const Elem* V = vcache + base;
   float acc[kMaxHd / 32];
 #pragma unroll
   for (int u = 0; u < kMaxHd / 32; u++) acc[u] = 0.f;
@@ -61,9 +77,9 @@ __global__ void attention_cached_kernel(float* out, const float* qkv, const floa
     const int s = s0 + lane;
     float score = -INFINITY;
     if (s <= p) {
-      const float* k = K + static_cast<int64_t>(s) * hd;
+      const Elem* k = K + static_cast<int64_t>(s) * hd;
       float dot = 0.f;
-      for (int d = 0; d < hd; d++) dot += q[d] * k[d];
+      for (int d = 0; d < hd; d++) dot += q[d] * get_elem(k + d);
       score = dot * scale;
     }
     const float mnew = fmaxf(m, warp_max(score));
@@ -75,11 +91,11 @@ __global__ void attention_cached_kernel(float* out, const float* qkv, const floa
     const int n = min(32, p - s0 + 1);
     for (int j = 0; j < n; j++) {
       const float pj = __shfl_sync(0xffffffffu, e, j);
-      const float* vr = V + static_cast<int64_t>(s0 + j) * hd;
+      const Elem* vr = V + static_cast<int64_t>(s0 + j) * hd;
 #pragma unroll
       for (int u = 0; u < kMaxHd / 32; u++) {
         const int d = lane + 32 * u;
-        if (d < hd) acc[u] += pj * vr[d];
+        if (d < hd) acc[u] += pj * get_elem(vr + d);
       }
     }
     m = mnew;
@@ -95,10 +111,10 @@ __global__ void attention_cached_kernel(float* out, const float* qkv, const floa
 
 constexpr int kSplit = 4;  // warps per (row, head) in the split kernel
 
-template <int HD>
+template <int HD, typename Elem>
 __global__ void __launch_bounds__(kSplit * 32)
-    attention_cached_split_kernel(float* out, const float* qkv, const float* kcache,
-                                  const float* vcache, const int32_t* slot, const int32_t* pos,
+    attention_cached_split_kernel(float* out, const float* qkv, const Elem* kcache,
+                                  const Elem* vcache, const int32_t* slot, const int32_t* pos,
                                   int QKV, int H, int KVH, int len, float scale) {
   constexpr int U = HD / 32;  // output dimensions per lane
   __shared__ __align__(16) float q[HD];
@@ -109,8 +125,8 @@ __global__ void __launch_bounds__(kSplit * 32)
   for (int d = threadIdx.x; d < HD; d += blockDim.x) q[d] = qkv[static_cast<int64_t>(r) * QKV + h * HD + d];
   __syncthreads();
   const int64_t base = (static_cast<int64_t>(slot[r]) * KVH + kvh) * len * HD;
-  const float* K = kcache + base;
-  const float* V = vcache + base;
+  const Elem* K = kcache + base;
+  const Elem* V = vcache + base;
   const float4* q4 = reinterpret_cast<const float4*>(q);
   float acc[U];
 #pragma unroll
@@ -120,11 +136,11 @@ __global__ void __launch_bounds__(kSplit * 32)
     const int s = s0 + lane;
     float score = -INFINITY;
     if (s <= p) {
-      const float4* k4 = reinterpret_cast<const float4*>(K + static_cast<int64_t>(s) * HD);
+      const Elem* k = K + static_cast<int64_t>(s) * HD;
       float dot = 0.f;
 #pragma unroll
       for (int i = 0; i < HD / 4; i++) {
-        const float4 a = k4[i], b = q4[i];
+        const float4 a = get4(k + 4 * i), b = q4[i];
         dot += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
       }
       score = dot * scale;
@@ -139,9 +155,9 @@ __global__ void __launch_bounds__(kSplit * 32)
 #pragma unroll 4
     for (int j = 0; j < n; j++) {
       const float pj = __shfl_sync(0xffffffffu, e, j);
-      const float* vr = V + static_cast<int64_t>(s0 + j) * HD;
+      const Elem* vr = V + static_cast<int64_t>(s0 + j) * HD;
 #pragma unroll
-      for (int u = 0; u < U; u++) acc[u] += pj * vr[lane + 32 * u];
+      for (int u = 0; u < U; u++) acc[u] += pj * get_elem(vr + lane + 32 * u);
     }
     m = mnew;
   }
@@ -167,38 +183,62 @@ __global__ void __launch_bounds__(kSplit * 32)
   }
 }
 
-}  // namespace
-
-void kv_store(float* kcache, float* vcache, const float* qkv, const int32_t* slot,
-              const int32_t* pos, int N, int QKV, int H, int KVH, int hd, int len,
-              cudaStream_t stream) {
+template <typename Elem>
+void store(Elem* kcache, Elem* vcache, const float* qkv, const int32_t* slot, const int32_t* pos,
+           int N, int QKV, int H, int KVH, int hd, int len, cudaStream_t stream) {
   const int64_t n = static_cast<int64_t>(N) * KVH * hd;
   if (n == 0) return;
-  kv_store_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(kcache, vcache, qkv, slot, pos, N, QKV, H,
+  kv_store_kernel<Elem><<<ceil_div(n, 256), 256, 0, stream>>>(kcache, vcache, qkv, slot, pos, N, QKV, H,
                                                         KVH, hd, len);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 
-void attention_cached_forward(float* out, const float* qkv, const float* kcache,
-                              const float* vcache, const int32_t* slot, const int32_t* pos, int N,
-                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream) {
+template <typename Elem>
+void attend(float* out, const float* qkv, const Elem* kcache, const Elem* vcache,
+            const int32_t* slot, const int32_t* pos, int N, int QKV, int H, int KVH, int hd, int len,
+            cudaStream_t stream) {
   SCORE_CHECK(hd <= kMaxHd, Unsupported, "CUDA attention: head_dim over 256 is not supported");
   const int64_t items = static_cast<int64_t>(N) * H;
   if (items == 0) return;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   if ((hd == 32 || hd == 64 || hd == 128) && QKV % 4 == 0) {
-    auto kernel = hd == 32 ? attention_cached_split_kernel<32>
-                           : hd == 64 ? attention_cached_split_kernel<64> : attention_cached_split_kernel<128>;
+    auto kernel = hd == 32   ? attention_cached_split_kernel<32, Elem>
+                  : hd == 64 ? attention_cached_split_kernel<64, Elem>
+                             : attention_cached_split_kernel<128, Elem>;
     kernel<<<static_cast<unsigned>(items), kSplit * 32, 0, stream>>>(out, qkv, kcache, vcache, slot, pos, QKV,
                                                                    H, KVH, len, scale);
     SCORE_CUDA_LAUNCH_CHECK();
     return;
   }
   constexpr int kWarps = 4;
-  attention_cached_kernel<<<ceil_div(items, kWarps), kWarps * 32, kWarps * hd * sizeof(float),
+  attention_cached_kernel<Elem><<<ceil_div(items, kWarps), kWarps * 32, kWarps * hd * sizeof(float),
                             stream>>>(out, qkv, kcache, vcache, slot, pos, N, QKV, H, KVH, hd, len,
                                       scale);
   SCORE_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void kv_store(float* kcache, float* vcache, const float* qkv, const int32_t* slot,
+              const int32_t* pos, int N, int QKV, int H, int KVH, int hd, int len,
+              cudaStream_t stream) {
+  store(kcache, vcache, qkv, slot, pos, N, QKV, H, KVH, hd, len, stream);
+}
+void kv_store(uint16_t* kcache, uint16_t* vcache, const float* qkv, const int32_t* slot,
+              const int32_t* pos, int N, int QKV, int H, int KVH, int hd, int len,
+              cudaStream_t stream) {
+  store(kcache, vcache, qkv, slot, pos, N, QKV, H, KVH, hd, len, stream);
+}
+
+void attention_cached_forward(float* out, const float* qkv, const float* kcache,
+                              const float* vcache, const int32_t* slot, const int32_t* pos, int N,
+                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream) {
+  attend(out, qkv, kcache, vcache, slot, pos, N, QKV, H, KVH, hd, len, stream);
+}
+void attention_cached_forward(float* out, const float* qkv, const uint16_t* kcache,
+                              const uint16_t* vcache, const int32_t* slot, const int32_t* pos, int N,
+                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream) {
+  attend(out, qkv, kcache, vcache, slot, pos, N, QKV, H, KVH, hd, len, stream);
 }
 
 }  // namespace score::cuda

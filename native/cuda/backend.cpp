@@ -634,8 +634,6 @@ class CudaBackend final : public Backend {
     embedding_forward(d.x, tok, pos, P(layout_.wte), P(layout_.wpe), n, C, s);
     for (int l = 0; l < cfg_.n_layer; l++) {
       const LayerOffsets& o = layout_.layers[l];
-      float* kc = kv_.get() + 2 * l * per_layer;
-      float* vc = kc + per_layer;
       if (gpt2)
         layernorm_forward(ln, d.mean, d.rstd, d.x, P(o.ln1_w), P(o.ln1_b), n, C, eps, s, ln16);
       else
@@ -643,8 +641,17 @@ class CudaBackend final : public Backend {
       matmul_forward(d.qkv, ln, P(o.qkv_w), P(o.qkv_b), n, C, QKV, pr, s,
                      lt_.get(), 0, W16(o.qkv_w), ln16);
       if (!gpt2) rope_forward(d.qkv, pos, rope_cos_.get(), rope_sin_.get(), n, QKV, H, KVH, hd, s);
-      kv_store(kc, vc, d.qkv, slot, pos, n, QKV, H, KVH, hd, len, s);
-      attention_cached_forward(d.atty, d.qkv, kc, vc, slot, pos, n, QKV, H, KVH, hd, len, s);
+      // This layer's k and v caches (float32, or bf16 in bf16 precision).
+      auto attend = [&](auto* cache) {
+        auto* kc = cache + 2 * l * per_layer;
+        auto* vc = kc + per_layer;
+        kv_store(kc, vc, d.qkv, slot, pos, n, QKV, H, KVH, hd, len, s);
+        attention_cached_forward(d.atty, d.qkv, kc, vc, slot, pos, n, QKV, H, KVH, hd, len, s);
+      };
+      if (bf16())
+        attend(reinterpret_cast<uint16_t*>(kv_.get()));
+      else
+        attend(reinterpret_cast<float*>(kv_.get()));
       matmul_forward(d.xmid, d.atty, P(o.attn_o_w), P(o.attn_o_b), n, Q, C, pr, s,
                      lt_.get(), 0, W16(o.attn_o_w));
       add_inplace(d.xmid, d.x, N * C, s);
@@ -678,14 +685,15 @@ class CudaBackend final : public Backend {
     for (const auto& p : req.prompts) longest = std::max(longest, static_cast<int>(p.size()));
     const int len = std::min(cfg_.max_pos, longest + req.max_new_tokens);
     GenerateResult res;
-    res.kv_cache_bytes = 2 * sizeof(float) * static_cast<size_t>(cfg_.n_layer) * S * KVH * len * hd;
+    const size_t esz = kv_elem();
+    res.kv_cache_bytes = 2 * esz * static_cast<size_t>(cfg_.n_layer) * S * KVH * len * hd;
     SCORE_CHECK(req.memory_budget == 0 || res.kv_cache_bytes <= req.memory_budget, OutOfMemory,
                 "generate: the KV cache for " + std::to_string(S) + " sequences of " +
                     std::to_string(len) + " positions needs " +
                     std::to_string(res.kv_cache_bytes >> 20) + " MiB, over the memory budget of " +
                     std::to_string(req.memory_budget >> 20) + " MiB");
     kv_slots_ = S;
-    kv_.ensure(res.kv_cache_bytes / sizeof(float));
+    kv_.ensure(res.kv_cache_bytes);
     res.tokens.assign(S, {});
     res.logp.assign(S, {});
     res.logp_sampling.assign(S, {});
@@ -821,11 +829,10 @@ class CudaBackend final : public Backend {
         for (int l = 0; l < cfg_.n_layer; l++)
           for (int kv = 0; kv < 2; kv++)
             for (int h = 0; h < KVH; h++) {
-              float* layer = kv_.get() + (2 * l + kv) * per_layer;
-              const float* src = layer + (static_cast<size_t>(p * n) * KVH + h) * len * hd;
-              float* dst = layer + (static_cast<size_t>(p * n + j) * KVH + h) * len * hd;
-              SCORE_CUDA_CHECK(cudaMemcpyAsync(dst, src, cnt * sizeof(float),
-                                               cudaMemcpyDeviceToDevice, stream_));
+              unsigned char* layer = kv_.get() + (2 * l + kv) * per_layer * esz;
+              const unsigned char* src = layer + (static_cast<size_t>(p * n) * KVH + h) * len * hd * esz;
+              unsigned char* dst = layer + (static_cast<size_t>(p * n + j) * KVH + h) * len * hd * esz;
+              SCORE_CUDA_CHECK(cudaMemcpyAsync(dst, src, cnt * esz, cudaMemcpyDeviceToDevice, stream_));
             }
       }
     }
@@ -905,8 +912,12 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> logits_, chunk_h_, chunk_dh_, row_logp_, row_ent_;
   DeviceBuffer<double> row_stats_;
 
-  // Generation: KV cache (L, 2, slots, KVH, len, hd) and decode scratch.
-  DeviceBuffer<float> kv_, dec_;
+  // Generation: the KV cache, (L, 2, slots, KVH, len, hd) elements of kv_elem() bytes
+  // (bf16 in bf16 precision: half the memory and the bytes a decode step reads; else
+  // float32), and decode scratch.
+  DeviceBuffer<unsigned char> kv_;
+  size_t kv_elem() const { return bf16() ? sizeof(uint16_t) : sizeof(float); }
+  DeviceBuffer<float> dec_;
   DeviceBuffer<uint16_t> dec16_;  // bf16 copies of the decode rows' product inputs
   DeviceBuffer<int32_t> gen_ints_;
   // Device sampling (SamplingKind::Device): per row uniform, token + status, logp + logp_sampling.

@@ -586,6 +586,13 @@ TEST(attention_cached) {
     Dev<int32_t> S(slot), P(pos);
     cu::attention_cached_forward(O.p, X.p, K.p, Vv.p, S.p, P.p, N, QKV, H, KVH, hd, len, nullptr);
     CHECK_ALL(O.down(), out, 1e-5, 1e-4);  // online vs two-pass softmax, float32
+    // A bf16 cache: the same float32 arithmetic on the rounded values, so the same bits as
+    // a float32 cache holding those values.
+    Dev<uint16_t> K16(bf16_bits_of(kc)), V16(bf16_bits_of(vc));
+    Dev<float> Kr(rounded(kc)), Vr(rounded(vc)), O16(out.size()), Or(out.size());
+    cu::attention_cached_forward(O16.p, X.p, K16.p, V16.p, S.p, P.p, N, QKV, H, KVH, hd, len, nullptr);
+    cu::attention_cached_forward(Or.p, X.p, Kr.p, Vr.p, S.p, P.p, N, QKV, H, KVH, hd, len, nullptr);
+    CHECK_ALL(O16.down(), Or.down(), 0.0, 0.0);
   }
   // kv_store: row r's k/v land at (slot, head, pos).
   const int H = 4, KVH = 2, hd = 40, QKV = (H + 2 * KVH) * hd, slots = 3, len = 75, N = 9;
@@ -596,13 +603,21 @@ TEST(attention_cached) {
   const std::vector<int32_t> s1 = {2}, p1 = {11};
   Dev<int32_t> S1(s1), P1(p1);
   cu::kv_store(K2.p, V2.p, X.p, S1.p, P1.p, 1, QKV, H, KVH, hd, len, nullptr);
+  Dev<uint16_t> K3(std::vector<uint16_t>(cache, 0)), V3(std::vector<uint16_t>(cache, 0));
+  cu::kv_store(K3.p, V3.p, X.p, S1.p, P1.p, 1, QKV, H, KVH, hd, len, nullptr);
   const auto k2 = K2.down(), v2 = V2.down();
+  const auto k3 = floats_of(K3.down()), v3 = floats_of(V3.down());
+  int stored = 0;
   for (int h = 0; h < KVH; h++)
     for (int d = 0; d < hd; d++) {
       const size_t at = ((size_t(2) * KVH + h) * len + 11) * hd + d;
       CHECK(k2[at] == qkv[H * hd + h * hd + d]);
       CHECK(v2[at] == qkv[(H + KVH) * hd + h * hd + d]);
+      CHECK(k3[at] == bf16_round(qkv[H * hd + h * hd + d]));  // bf16: rounded to nearest even
+      CHECK(v3[at] == bf16_round(qkv[(H + KVH) * hd + h * hd + d]));
+      stored += k3[at] != 0;
     }
+  CHECK(stored > 0);
 }
 
 TEST(classifier_rows_rl_loss) {
