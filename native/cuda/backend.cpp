@@ -424,26 +424,36 @@ class CudaBackend final : public Backend {
     if (bwd) grads16_ = {p, p + round(N * C), p + round(N * C) + round(N * Hf)};
   }
 
+  // out = the model's norm (LayerNorm for GPT-2, RMSNorm otherwise; mean unused by the
+  // latter) of x with weight w (and bias b), after x += residual where given: the residual
+  // stream's add done in the norm's pass. out / out16 as layernorm_forward.
+  void norm(float* out, uint16_t* out16, float* mean, float* rstd, float* x, const float* residual,
+            size_t w, size_t b, int N) {
+    const int C = cfg_.d_model;
+    if (cfg_.is_gpt2())
+      layernorm_forward(out, mean, rstd, x, P(w), P(b), N, C, cfg_.norm_eps, stream_, out16, residual);
+    else
+      rmsnorm_forward(out, rstd, x, P(w), N, C, cfg_.norm_eps, stream_, out16, residual);
+  }
+
+  // Each residual add is done by the norm that reads its sum: layer l's attention output
+  // gets x added by ln2, its MLP output gets xmid added by the next layer's ln1 (or lnf).
   const float* forward(int B, int T) {
     carve(B, T);
     B_ = B, T_ = T;
     const int N = B * T, C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim(), Fd = cfg_.d_ff;
     const int H = cfg_.n_head, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
     const bool gpt2 = cfg_.is_gpt2();
-    const double eps = cfg_.norm_eps;
     const auto pr = opt_.matmul;
     cudaStream_t s = stream_;
     embedding_forward(layers_[0].x, d_tokens_, d_pos_, P(layout_.wte), P(layout_.wpe), N, C, s);
+    const float* residual = nullptr;  // to add into this layer's x: the last layer's xmid
     for (int l = 0; l < cfg_.n_layer; l++) {
       const LayerOffsets& o = layout_.layers[l];
       LayerActs& a = layers_[l];
       const LayerActs16& a16 = layers16_[l];
       float* xout = l + 1 < cfg_.n_layer ? layers_[l + 1].x : xfinal_;
-      if (gpt2)
-        layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, P(o.ln1_w), P(o.ln1_b), N, C, eps, s,
-                          a16.ln1);
-      else
-        rmsnorm_forward(a.ln1, a.ln1_rstd, a.x, P(o.ln1_w), N, C, eps, s, a16.ln1);
+      norm(a.ln1, a16.ln1, a.ln1_mean, a.ln1_rstd, a.x, residual, o.ln1_w, o.ln1_b, N);
       matmul_forward(a.qkv, a.ln1, P(o.qkv_w), P(o.qkv_b), N, C, QKV, pr, s,
                      lt_.get(), 0, W16(o.qkv_w), a16.ln1);
       if (!gpt2) rope_forward(a.qkv, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
@@ -455,30 +465,23 @@ class CudaBackend final : public Backend {
       }
       matmul_forward(a.xmid, a.atty, P(o.attn_o_w), P(o.attn_o_b), N, Q, C, pr, s,
                      lt_.get(), 0, W16(o.attn_o_w), a16.atty);
-      add_inplace(a.xmid, a.x, static_cast<size_t>(N) * C, s);
+      norm(a.ln2, a16.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, a.x, o.ln2_w, o.ln2_b, N);
       if (gpt2) {
-        layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, P(o.ln2_w), P(o.ln2_b), N, C, eps, s,
-                          a16.ln2);
         matmul_forward(a.h, a.ln2, P(o.fc_w), P(o.fc_b), N, C, Fd, pr, s,
                        lt_.get(), 0, W16(o.fc_w), a16.ln2);
         gelu_forward(a.act, a.h, static_cast<size_t>(N) * Fd, s, a16.act);
         matmul_forward(xout, a.act, P(o.proj_w), P(o.proj_b), N, Fd, C, pr, s,
                        lt_.get(), 0, W16(o.proj_w), a16.act);
       } else {
-        rmsnorm_forward(a.ln2, a.ln2_rstd, a.xmid, P(o.ln2_w), N, C, eps, s, a16.ln2);
         matmul_forward(a.h, a.ln2, P(o.gate_up_w), nullptr, N, C, 2 * Fd, pr, s,
                        lt_.get(), 0, W16(o.gate_up_w), a16.ln2);
         swiglu_forward(a.act, a.h, N, Fd, s, a16.act);
         matmul_forward(xout, a.act, P(o.down_w), nullptr, N, Fd, C, pr, s,
                        lt_.get(), 0, W16(o.down_w), a16.act);
       }
-      add_inplace(xout, a.xmid, static_cast<size_t>(N) * C, s);
+      residual = a.xmid;
     }
-    if (gpt2)
-      layernorm_forward(lnf_, lnf_mean_, lnf_rstd_, xfinal_, P(layout_.lnf_w), P(layout_.lnf_b), N,
-                        C, eps, s);
-    else
-      rmsnorm_forward(lnf_, lnf_rstd_, xfinal_, P(layout_.lnf_w), N, C, eps, s);
+    norm(lnf_, nullptr, lnf_mean_, lnf_rstd_, xfinal_, residual, layout_.lnf_w, layout_.lnf_b, N);
     return lnf_;
   }
 
@@ -606,7 +609,6 @@ class CudaBackend final : public Backend {
     const int C = cfg_.d_model, QKV = cfg_.qkv_dim(), Q = cfg_.q_dim(), Fd = cfg_.d_ff;
     const int H = cfg_.n_head, KVH = cfg_.n_kv_head, hd = cfg_.head_dim;
     const bool gpt2 = cfg_.is_gpt2();
-    const double eps = cfg_.norm_eps;
     const auto pr = opt_.matmul;
     cudaStream_t s = stream_;
     const size_t N = n, Hf = gpt2 ? Fd : 2 * Fd;
@@ -632,12 +634,10 @@ class CudaBackend final : public Backend {
     float* act = act16 ? nullptr : d.act;
     const size_t per_layer = static_cast<size_t>(kv_slots_) * KVH * len * hd;
     embedding_forward(d.x, tok, pos, P(layout_.wte), P(layout_.wpe), n, C, s);
+    // The residual adds as in forward(): d.x += d.xmid in the next ln1 (or lnf).
     for (int l = 0; l < cfg_.n_layer; l++) {
       const LayerOffsets& o = layout_.layers[l];
-      if (gpt2)
-        layernorm_forward(ln, d.mean, d.rstd, d.x, P(o.ln1_w), P(o.ln1_b), n, C, eps, s, ln16);
-      else
-        rmsnorm_forward(ln, d.rstd, d.x, P(o.ln1_w), n, C, eps, s, ln16);
+      norm(ln, ln16, d.mean, d.rstd, d.x, l > 0 ? d.xmid : nullptr, o.ln1_w, o.ln1_b, n);
       matmul_forward(d.qkv, ln, P(o.qkv_w), P(o.qkv_b), n, C, QKV, pr, s,
                      lt_.get(), 0, W16(o.qkv_w), ln16);
       if (!gpt2) rope_forward(d.qkv, pos, rope_cos_.get(), rope_sin_.get(), n, QKV, H, KVH, hd, s);
@@ -654,27 +654,22 @@ class CudaBackend final : public Backend {
         attend(reinterpret_cast<float*>(kv_.get()));
       matmul_forward(d.xmid, d.atty, P(o.attn_o_w), P(o.attn_o_b), n, Q, C, pr, s,
                      lt_.get(), 0, W16(o.attn_o_w));
-      add_inplace(d.xmid, d.x, N * C, s);
+      norm(ln, ln16, d.mean, d.rstd, d.xmid, d.x, o.ln2_w, o.ln2_b, n);
       if (gpt2) {
-        layernorm_forward(ln, d.mean, d.rstd, d.xmid, P(o.ln2_w), P(o.ln2_b), n, C, eps, s, ln16);
         matmul_forward(d.h, ln, P(o.fc_w), P(o.fc_b), n, C, Fd, pr, s, lt_.get(), 0, W16(o.fc_w), ln16);
         gelu_forward(act, d.h, N * Fd, s, act16);
         matmul_forward(d.x, act, P(o.proj_w), P(o.proj_b), n, Fd, C, pr, s,
                        lt_.get(), 0, W16(o.proj_w), act16);
       } else {
-        rmsnorm_forward(ln, d.rstd, d.xmid, P(o.ln2_w), n, C, eps, s, ln16);
         matmul_forward(d.h, ln, P(o.gate_up_w), nullptr, n, C, 2 * Fd, pr, s,
                        lt_.get(), 0, W16(o.gate_up_w), ln16);
         swiglu_forward(act, d.h, n, Fd, s, act16);
         matmul_forward(d.x, act, P(o.down_w), nullptr, n, Fd, C, pr, s,
                        lt_.get(), 0, W16(o.down_w), act16);
       }
-      add_inplace(d.x, d.xmid, N * C, s);
     }
-    if (gpt2)
-      layernorm_forward(d.ln, d.mean, d.rstd, d.x, P(layout_.lnf_w), P(layout_.lnf_b), n, C, eps, s);
-    else
-      rmsnorm_forward(d.ln, d.rstd, d.x, P(layout_.lnf_w), n, C, eps, s);
+    norm(d.ln, nullptr, d.mean, d.rstd, d.x, cfg_.n_layer > 0 ? d.xmid : nullptr, layout_.lnf_w,
+         layout_.lnf_b, n);
     return d.ln;
   }
 

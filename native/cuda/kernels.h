@@ -103,15 +103,18 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32
 // ---- layernorm.cu / rmsnorm.cu ----
 // Producers of a product's operand also write its bf16 copy (nearest even; the bits
 // to_bf16 gives) where given: `out16` next to, or instead of (out null), out; `dinp16`
-// of dinp after the += (the next product's dout).
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
+// of dinp after the += (the next product's dout). Forward with `residual`: inp +=
+// residual first, in place (the residual stream's add, in the same pass); inp is written
+// only then.
+void layernorm_forward(float* out, float* mean, float* rstd, float* inp, const float* w,
                        const float* b, int N, int C, double eps, cudaStream_t stream,
-                       uint16_t* out16 = nullptr);
+                       uint16_t* out16 = nullptr, const float* residual = nullptr);
 void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                         const float* w, const float* mean, const float* rstd, int N, int C,
                         cudaStream_t stream, uint16_t* dinp16 = nullptr);
-void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C,
-                     double eps, cudaStream_t stream, uint16_t* out16 = nullptr);
+void rmsnorm_forward(float* out, float* rstd, float* inp, const float* w, int N, int C,
+                     double eps, cudaStream_t stream, uint16_t* out16 = nullptr,
+                     const float* residual = nullptr);
 void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
                       const float* rstd, int N, int C, cudaStream_t stream,
                       uint16_t* dinp16 = nullptr);

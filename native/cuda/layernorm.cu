@@ -16,15 +16,19 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kMaxSharedC = 4096;  // dw/db block partials in shared memory up to this width
 
+// With res: x += res first, in place (each lane writes and later reads its own columns).
 __global__ void layernorm_forward_kernel(float* out, uint16_t* out16, float* mean, float* rstd,
-                                         const float* inp, const float* w, const float* b, int N,
-                                         int C, float eps) {
+                                         float* inp, const float* res, const float* w,
+                                         const float* b, int N, int C, float eps) {
   const int lane = threadIdx.x % 32;
   const int n = blockIdx.x * kWarps + threadIdx.x / 32;
   if (n >= N) return;
-  const float* x = inp + static_cast<int64_t>(n) * C;
+  float* x = inp + static_cast<int64_t>(n) * C;
   float s = 0.f;
-  for (int c = lane; c < C; c += 32) s += x[c];
+  for (int c = lane; c < C; c += 32) {
+    if (res) x[c] += res[static_cast<int64_t>(n) * C + c];
+    s += x[c];
+  }
   const float m = warp_sum(s) / C;
   float v = 0.f;
   for (int c = lane; c < C; c += 32) v += (x[c] - m) * (x[c] - m);
@@ -164,18 +168,24 @@ __global__ void __launch_bounds__(kVecWarps * 32)
 // per lane: 12 us a call at decode's 64 rows on an H200, a quarter of a decode step.
 template <int G>
 __global__ void layernorm_forward_vec_kernel(float* out, uint16_t* out16, float* mean, float* rstd,
-                                             const float* inp, const float* w, const float* b, int N,
-                                             float eps) {
+                                             float* inp, const float* res, const float* w,
+                                             const float* b, int N, float eps) {
   constexpr int C = 128 * G;
   const int lane = threadIdx.x % 32;
   const int n = blockIdx.x * kWarps + threadIdx.x / 32;
   if (n >= N) return;
-  const float4* x4 = reinterpret_cast<const float4*>(inp + static_cast<int64_t>(n) * C);
+  float4* x4 = reinterpret_cast<float4*>(inp + static_cast<int64_t>(n) * C);
+  const float4* r4 = res ? reinterpret_cast<const float4*>(res + static_cast<int64_t>(n) * C) : nullptr;
   float4 xv[G];
   float s = 0.f;
 #pragma unroll
   for (int k = 0; k < G; k++) {
     xv[k] = x4[lane + 32 * k];
+    if (res) {
+      const float4 r = r4[lane + 32 * k];
+      xv[k].x += r.x, xv[k].y += r.y, xv[k].z += r.z, xv[k].w += r.w;
+      x4[lane + 32 * k] = xv[k];
+    }
     s += xv[k].x + xv[k].y + xv[k].z + xv[k].w;
   }
   const float m = warp_sum(s) / C;
@@ -223,22 +233,22 @@ bool with_groups(int C, bool rows_aligned, F&& f) {
 
 }  // namespace
 
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
+void layernorm_forward(float* out, float* mean, float* rstd, float* inp, const float* w,
                        const float* b, int N, int C, double eps, cudaStream_t stream,
-                       uint16_t* out16) {
+                       uint16_t* out16, const float* residual) {
   if (N == 0) return;
   const float e = static_cast<float>(eps);
-  const bool al = aligned(out, 16) && aligned(out16, 8) && aligned(inp, 16) && aligned(w, 16) &&
-                  aligned(b, 16);  // (a null pointer counts as aligned)
+  const bool al = aligned(out, 16) && aligned(out16, 8) && aligned(inp, 16) && aligned(residual, 16) &&
+                  aligned(w, 16) && aligned(b, 16);  // (a null pointer counts as aligned)
   if (with_groups(C, al, [&](auto g) {
         constexpr int G = decltype(g)::value;
         layernorm_forward_vec_kernel<G><<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, out16, mean, rstd,
-                                                                                      inp, w, b, N, e);
+                                                                                      inp, residual, w, b, N, e);
         SCORE_CUDA_LAUNCH_CHECK();
       }))
     return;
   layernorm_forward_kernel<<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, out16, mean, rstd,
-                                                                           inp, w, b, N, C, e);
+                                                                           inp, residual, w, b, N, C, e);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 

@@ -13,14 +13,18 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kMaxSharedC = 8192;
 
-__global__ void rmsnorm_forward_kernel(float* out, uint16_t* out16, float* rstd, const float* inp,
-                                       const float* w, int N, int C, float eps) {
+// With res: x += res first, in place (each lane writes and later reads its own columns).
+__global__ void rmsnorm_forward_kernel(float* out, uint16_t* out16, float* rstd, float* inp,
+                                       const float* res, const float* w, int N, int C, float eps) {
   const int lane = threadIdx.x % 32;
   const int n = blockIdx.x * kWarps + threadIdx.x / 32;
   if (n >= N) return;
-  const float* x = inp + static_cast<int64_t>(n) * C;
+  float* x = inp + static_cast<int64_t>(n) * C;
   float ss = 0.f;
-  for (int c = lane; c < C; c += 32) ss += x[c] * x[c];
+  for (int c = lane; c < C; c += 32) {
+    if (res) x[c] += res[static_cast<int64_t>(n) * C + c];
+    ss += x[c] * x[c];
+  }
   const float r = rsqrtf(warp_sum(ss) / C + eps);
   const int64_t row = static_cast<int64_t>(n) * C;
   for (int c = lane; c < C; c += 32) {
@@ -69,11 +73,11 @@ __global__ void rmsnorm_backward_kernel(float* dinp, uint16_t* dinp16, float* dw
 
 }  // namespace
 
-void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C,
-                     double eps, cudaStream_t stream, uint16_t* out16) {
+void rmsnorm_forward(float* out, float* rstd, float* inp, const float* w, int N, int C,
+                     double eps, cudaStream_t stream, uint16_t* out16, const float* residual) {
   if (N == 0) return;
-  rmsnorm_forward_kernel<<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, out16, rstd, inp, w, N,
-                                                                          C, static_cast<float>(eps));
+  rmsnorm_forward_kernel<<<ceil_div(N, kWarps), kWarps * 32, 0, stream>>>(out, out16, rstd, inp, residual,
+                                                                          w, N, C, static_cast<float>(eps));
   SCORE_CUDA_LAUNCH_CHECK();
 }
 

@@ -381,6 +381,26 @@ TEST(layernorm_and_rmsnorm) {
     CHECK_ALL(floats_of(RO16.down()), rounded(rgot), 0.0, 0.0);
     CHECK_ALL(floats_of(RO16only.down()), rounded(rgot), 0.0, 0.0);
     CHECK_ALL(floats_of(RGX16.down()), rounded(rgot_dx), 0.0, 0.0);
+
+    // With a residual: inp += residual in place, then the norm of the sum: the same bits
+    // as the norm of the sum added on the host (one float add per element).
+    const auto part = randn(x.size(), rng), res = randn(x.size(), rng);
+    std::vector<float> sum(x.size());
+    for (size_t i = 0; i < x.size(); i++) sum[i] = part[i] + res[i];
+    Dev<float> SUM(sum), P1(part), P2(part), RES(res), O1(x.size()), O2(x.size()), M1(N), R1(N);
+    Dev<uint16_t> O16a(x.size()), O16b(x.size());
+    cu::layernorm_forward(O1.p, M.p, R.p, SUM.p, W.p, Bb.p, N, C, 1e-5, nullptr, O16a.p);
+    cu::layernorm_forward(O2.p, M1.p, R1.p, P1.p, W.p, Bb.p, N, C, 1e-5, nullptr, O16b.p, RES.p);
+    CHECK_ALL(P1.down(), sum, 0.0, 0.0);
+    CHECK_ALL(O2.down(), O1.down(), 0.0, 0.0);
+    CHECK_ALL(M1.down(), M.down(), 0.0, 0.0);
+    CHECK_ALL(R1.down(), R.down(), 0.0, 0.0);
+    CHECK_ALL(floats_of(O16b.down()), floats_of(O16a.down()), 0.0, 0.0);
+    cu::rmsnorm_forward(O1.p, R.p, SUM.p, W.p, N, C, 1e-5, nullptr);
+    cu::rmsnorm_forward(O2.p, R1.p, P2.p, W.p, N, C, 1e-5, nullptr, nullptr, RES.p);
+    CHECK_ALL(P2.down(), sum, 0.0, 0.0);
+    CHECK_ALL(O2.down(), O1.down(), 0.0, 0.0);
+    CHECK_ALL(R1.down(), R.down(), 0.0, 0.0);
     CHECK_ALL(RGW.down(), rdw, 1e-4, 1e-4);
   }
 }
