@@ -1,5 +1,7 @@
 // Elementwise layers (cpu twins: native/cpu/gelu.cpp, native/cpu/swiglu.cpp) and the
 // residual add. Same float formulas as the CPU: GELU-tanh as x / (1 + exp(-2u)).
+#include <algorithm>
+
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 #include "cuda/vec.cuh"
@@ -40,16 +42,54 @@ __global__ void gelu_forward_kernel(float* out, uint16_t* out16, const float* in
   for (size_t i = 4 * sp.n4 + sp.first(); i < sp.n; i += sp.stride()) put(out, out16, i, gelu(inp[i]));
 }
 
-__global__ void gelu_backward_kernel(float* dinp, uint16_t* dinp16, const float* inp,
-                                     const float* dout, Span sp) {
-  for (size_t i = sp.first(); i < sp.n4; i += sp.stride()) {
-    const float4 x = reinterpret_cast<const float4*>(inp)[i];
-    const float4 d = reinterpret_cast<const float4*>(dout)[i];
-    put4(dinp, dinp16, i,
-         make_float4(gelu_grad(x.x, d.x), gelu_grad(x.y, d.y), gelu_grad(x.z, d.z), gelu_grad(x.w, d.w)));
+// GELU backward over (N, F) rows, with the column sums of dinp (the bias gradient of the
+// linear layer that produced inp) added into dbias (nullable). Block: 32 lanes x 8 row
+// walkers over 128 columns (4 per lane: 16-byte loads when VEC) and one slice of `rows`
+// rows (blockIdx.y); the walkers' sums meet in shared memory, the slices' in atomics
+// (the order and slicing of bias_grad_kernel in matmul.cu, which this replaces for the
+// MLP's first layer: one pass over the (N, F) gradient instead of two).
+template <bool VEC>
+__global__ void gelu_backward_kernel(float* dinp, uint16_t* dinp16, float* dbias, const float* inp,
+                                     const float* dout, int N, int F, int rows) {
+  __shared__ float4 part[8][32];
+  const int lane = threadIdx.x % 32, y = threadIdx.x / 32;
+  const int c = (blockIdx.x * 32 + lane) * 4;
+  const int n0 = blockIdx.y * rows, n1 = min(N, n0 + rows);
+  float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (c < F)
+    for (int n = n0 + y; n < n1; n += 8) {
+      const int64_t at = static_cast<int64_t>(n) * F + c;
+      if (VEC) {
+        const float4 x = *reinterpret_cast<const float4*>(inp + at);
+        const float4 d = *reinterpret_cast<const float4*>(dout + at);
+        const float4 g = make_float4(gelu_grad(x.x, d.x), gelu_grad(x.y, d.y), gelu_grad(x.z, d.z),
+                                     gelu_grad(x.w, d.w));
+        put4(dinp, dinp16, at / 4, g);
+        sum.x += g.x, sum.y += g.y, sum.z += g.z, sum.w += g.w;
+      } else {
+        float g[4] = {0.f, 0.f, 0.f, 0.f};
+        for (int e = 0; e < 4 && c + e < F; e++) {
+          g[e] = gelu_grad(inp[at + e], dout[at + e]);
+          put(dinp, dinp16, at + e, g[e]);
+        }
+        sum.x += g[0], sum.y += g[1], sum.z += g[2], sum.w += g[3];
+      }
+    }
+  if (!dbias) return;
+  part[y][lane] = sum;
+  __syncthreads();
+  if (y != 0 || c >= F) return;
+  for (int k = 1; k < 8; k++) {
+    const float4 p = part[k][lane];
+    sum.x += p.x, sum.y += p.y, sum.z += p.z, sum.w += p.w;
   }
-  for (size_t i = 4 * sp.n4 + sp.first(); i < sp.n; i += sp.stride())
-    put(dinp, dinp16, i, gelu_grad(inp[i], dout[i]));
+  const float t[4] = {sum.x, sum.y, sum.z, sum.w};
+  for (int e = 0; e < 4 && c + e < F; e++) {
+    if (gridDim.y == 1)
+      dbias[c + e] += t[e];
+    else
+      atomicAdd(dbias + c + e, t[e]);
+  }
 }
 
 // inp (N, 2F) = [gate | up]; out (N, F).
@@ -90,11 +130,18 @@ void gelu_forward(float* out, const float* inp, size_t n, cudaStream_t stream, u
   gelu_forward_kernel<<<blocks_for(sp), 256, 0, stream>>>(out, out16, inp, sp);
   SCORE_CUDA_LAUNCH_CHECK();
 }
-void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n, cudaStream_t stream,
-                   uint16_t* dinp16) {
-  if (n == 0) return;
-  const Span sp = span(n, aligned(dinp, 16) && aligned(dinp16, 8) && aligned(inp, 16) && aligned(dout, 16));
-  gelu_backward_kernel<<<blocks_for(sp), 256, 0, stream>>>(dinp, dinp16, inp, dout, sp);
+void gelu_backward(float* dinp, const float* inp, const float* dout, int N, int F,
+                   cudaStream_t stream, uint16_t* dinp16, float* dbias) {
+  if (N == 0 || F == 0) return;
+  const bool vec = F % 4 == 0 && aligned(dinp, 16) && aligned(dinp16, 8) && aligned(inp, 16) &&
+                   aligned(dout, 16);
+  // Slices of 256 rows, at most 65535 of them (the grid's y limit), as bias_grad_kernel.
+  const int rows = std::max(256, ceil_div(N, 65535));
+  const dim3 grid(ceil_div(F, 128), ceil_div(N, rows));
+  if (vec)
+    gelu_backward_kernel<true><<<grid, 256, 0, stream>>>(dinp, dinp16, dbias, inp, dout, N, F, rows);
+  else
+    gelu_backward_kernel<false><<<grid, 256, 0, stream>>>(dinp, dinp16, dbias, inp, dout, N, F, rows);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 void swiglu_forward(float* out, const float* inp, int N, int Fd, cudaStream_t stream, uint16_t* out16) {

@@ -394,7 +394,7 @@ class CudaBackend final : public Backend {
     size_t o_dres = 0, o_dln = 0, o_dqkv = 0, o_datty = 0, o_dh = 0, o_dact = 0, o_datt = 0;
     if (bwd) {
       o_dres = take(N * C), o_dln = take(N * C), o_dqkv = take(N * QKV), o_datty = take(N * Q);
-      o_dh = take(N * Hf), o_dact = take(N * Fd), o_datt = take(natt);
+      o_dh = take(b16 ? 0 : N * Hf), o_dact = take(N * Fd), o_datt = take(natt);  // dh: bf16 only
     }
     float* base = acts_.ensure(off);
     layers_.resize(cfg_.n_layer);
@@ -407,7 +407,7 @@ class CudaBackend final : public Backend {
     lnf_rstd_ = base + o_lnf_rstd;
     if (bwd) {
       dres_ = base + o_dres, dln_ = base + o_dln, dqkv_ = base + o_dqkv, datty_ = base + o_datty;
-      dh_ = base + o_dh, dact_ = base + o_dact, datt_ = base + o_datt;
+      dh_ = b16 ? nullptr : base + o_dh, dact_ = base + o_dact, datt_ = base + o_datt;
     }
     // bf16: per layer when backward needs them, else one set that every layer reuses.
     layers16_.assign(cfg_.n_layer, LayerActs16{});
@@ -510,17 +510,18 @@ class CudaBackend final : public Backend {
       // dact_, dln_ and datty_ are overwritten by their products (dinp_overwrite), dh_ by
       // GELU / SwiGLU backward; dqkv_ is added into (attention) and zeroed first. g16.res
       // is the bf16 copy of dres_ as the last norm backward left it.
+      // With its bf16 copy nothing reads the float32 dh (GELU backward sums fc's bias
+      // gradient itself), and it is not kept (dh_ null).
+      float* dh = g16.h ? nullptr : dh_;
       if (gpt2) {
         matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s,
                         lt_.get(), 0, W16(o.proj_w), a16.act, true, g16.res);
-        gelu_backward(dh_, a.h, dact_, static_cast<size_t>(N) * Fd, s, g16.h);
-        matmul_backward(dln_, G(o.fc_w), G(o.fc_b), dh_, a.ln2, P(o.fc_w), N, C, Fd, pr, s,
+        gelu_backward(dh, a.h, dact_, N, Fd, s, g16.h, G(o.fc_b));
+        matmul_backward(dln_, G(o.fc_w), nullptr, dh, a.ln2, P(o.fc_w), N, C, Fd, pr, s,
                         lt_.get(), 0, W16(o.fc_w), a16.ln2, true, g16.h);
         layernorm_backward(dres_, G(o.ln2_w), G(o.ln2_b), dln_, a.xmid, P(o.ln2_w), a.ln2_mean,
                            a.ln2_rstd, N, C, s, g16.res);
       } else {
-        // No bias: with its bf16 copy, nothing reads the float32 dh.
-        float* dh = g16.h ? nullptr : dh_;
         matmul_backward(dact_, G(o.down_w), nullptr, dres_, a.act, P(o.down_w), N, Fd, C, pr, s,
                         lt_.get(), 0, W16(o.down_w), a16.act, true, g16.res);
         swiglu_backward(dh, a.h, dact_, N, Fd, s, g16.h);

@@ -151,11 +151,12 @@ void attention_cached_forward(float* out, const float* qkv, const uint16_t* kcac
 // ---- activations.cu: GELU-tanh, SwiGLU, residual add ----
 // out16 / dinp16 as for the norms (out / dinp may be null where the copy is given).
 // Unlike their CPU twins, the backward passes OVERWRITE dinp (nothing else adds into it:
-// no zeroing pass before them).
+// no zeroing pass before them). GELU backward runs over (N, F) rows and adds the column
+// sums of dinp into dbias (F, nullable): the bias gradient of the layer before the GELU.
 void gelu_forward(float* out, const float* inp, size_t n, cudaStream_t stream,
                   uint16_t* out16 = nullptr);
-void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n, cudaStream_t stream,
-                   uint16_t* dinp16 = nullptr);
+void gelu_backward(float* dinp, const float* inp, const float* dout, int N, int F,
+                   cudaStream_t stream, uint16_t* dinp16 = nullptr, float* dbias = nullptr);
 void swiglu_forward(float* out, const float* inp, int N, int Fd, cudaStream_t stream,
                     uint16_t* out16 = nullptr);
 void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int Fd,

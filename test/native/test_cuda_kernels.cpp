@@ -437,7 +437,7 @@ TEST(gelu_swiglu_residual) {
   Dev<float> X(x), D(d), GO(x.size()), GD(nan), SO(so.size()), SD(nan);
   Dev<uint16_t> GO16(x.size()), GD16(x.size()), SO16(so.size()), SD16(x.size());
   cu::gelu_forward(GO.p, X.p, x.size(), nullptr, GO16.p);
-  cu::gelu_backward(GD.p, X.p, D.p, x.size(), nullptr, GD16.p);
+  cu::gelu_backward(GD.p, X.p, D.p, N, 2 * Fd, nullptr, GD16.p);
   cu::swiglu_forward(SO.p, X.p, N, Fd, nullptr, SO16.p);
   cu::swiglu_backward(SD.p, X.p, D.p, N, Fd, nullptr, SD16.p);
   // expf (CUDA, <= 2 ulp) vs the CPU's vectorised exp (<= 2 ulp): a few float ulps.
@@ -456,9 +456,32 @@ TEST(gelu_swiglu_residual) {
     const size_t n = x.size() - skip;
     Dev<uint16_t> O16(n), D16(n);
     cu::gelu_forward(nullptr, X.p + skip, n, nullptr, O16.p);
-    cu::gelu_backward(nullptr, X.p + skip, D.p + skip, n, nullptr, D16.p);
+    cu::gelu_backward(nullptr, X.p + skip, D.p + skip, 1, static_cast<int>(n), nullptr, D16.p);
     CHECK_ALL(floats_of(O16.down()), rounded(std::vector<float>(go_got.begin() + skip, go_got.end())), 0.0, 0.0);
     CHECK_ALL(floats_of(D16.down()), rounded(std::vector<float>(gd_got.begin() + skip, gd_got.end())), 0.0, 0.0);
+  }
+  // GELU backward's bias gradient: dbias += the column sums of dinp, over (rows, F) at
+  // F = 202 (element path) and 128 (16-byte path), one row slice and three (atomics).
+  for (auto [rows, F] : {std::array<int, 2>{37, 202}, {600, 128}}) {
+    const auto bx = randn(size_t(rows) * F, rng, 2.0), bd = randn(size_t(rows) * F, rng), b0 = randn(F, rng);
+    std::vector<float> g(bx.size(), 0.f);
+    cpu::gelu_backward<float>(g.data(), bx.data(), bd.data(), bx.size());
+    std::vector<float> db(F);
+    for (int c = 0; c < F; c++) {
+      double sum = b0[c];
+      for (int r = 0; r < rows; r++) sum += g[size_t(r) * F + c];
+      db[c] = static_cast<float>(sum);
+    }
+    Dev<float> BX(bx), BD(bd), BG(std::vector<float>(bx.size(), std::nanf(""))), DB(b0);
+    Dev<uint16_t> BG16(bx.size());
+    cu::gelu_backward(BG.p, BX.p, BD.p, rows, F, nullptr, BG16.p, DB.p);
+    const auto bg = BG.down();
+    CHECK_ALL(bg, g, 1e-6, 1e-5);
+    CHECK_ALL(floats_of(BG16.down()), rounded(bg), 0.0, 0.0);
+    // float32 sums of up to 600 terms of size ~1 (8 walkers of 75, then slices) against
+    // the double sum: each of the ~80 adds on a path errs by <= 2^-24 |partial| (<~ 10),
+    // so <~ 5e-5 in the worst case: 1e-4 abs + 1e-5 rel (measured <= 0.06 of it).
+    CHECK_ALL(DB.down(), db, 1e-4, 1e-5);
   }
   std::vector<float> y = randn(x.size(), rng), yy = y;
   for (size_t i = 0; i < y.size(); i++) yy[i] += x[i];
