@@ -265,7 +265,7 @@ class CudaBackend final : public Backend {
     u.grads = grads_.bytes();
     u.optimizer = m_.bytes() + v_.bytes();
     u.activations = acts_.bytes() + acts16_.bytes();
-    u.scratch = dhidden_.bytes() + logits_.bytes() + chunk_h_.bytes() + chunk_dh_.bytes() + kv_.bytes() +
+    u.scratch = dhidden_.bytes() + logits_.bytes() + chunk_h_.bytes() + cls16_.bytes() + chunk_dh_.bytes() + kv_.bytes() +
                 dec_.bytes() + dec16_.bytes();
     return u;
   }
@@ -566,19 +566,27 @@ class CudaBackend final : public Backend {
     const int ld = (V + 63) / 64 * 64;
     const int chunk = static_cast<int>(std::min<size_t>(total, std::max<size_t>(64, kChunkFloats / ld)));
     float* logits = logits_.ensure(static_cast<size_t>(chunk) * ld);
-    float* h = chunk_h_.ensure(static_cast<size_t>(chunk) * C);
     float* dh = loss ? chunk_dh_.ensure(static_cast<size_t>(chunk) * C) : nullptr;
     const float* wlm = P(layout_.lm_head_w);
     const uint16_t* wlm16 = W16(layout_.lm_head_w);
-    // With cuBLASLt: the chunk's hidden rows in bf16 (scratch slot 1), converted for the
-    // logits product and kept for dW_lm; the classifier writes dlogits in bf16 too (slot 0),
-    // for dh and dW_lm.
-    uint16_t* h16 = lt_ ? lt_->bf16_scratch(1, static_cast<size_t>(chunk) * C) : nullptr;
-    uint16_t* dl16 = lt_ && loss ? lt_->bf16_scratch(0, static_cast<size_t>(chunk) * ld) : nullptr;
+    // bf16 precision: the chunk's hidden rows are gathered into bf16 (the operand of the
+    // logits product and of dW_lm), and the classifier writes dlogits in bf16 only (the
+    // operand of dh and dW_lm). float32 precision: both in float32.
+    uint16_t *h16 = nullptr, *dl16 = nullptr;
+    float* h = nullptr;
+    if (bf16()) {
+      const size_t hn = (static_cast<size_t>(chunk) * C + 127) / 128 * 128;
+      h16 = cls16_.ensure(hn + (loss ? static_cast<size_t>(chunk) * ld : 0));
+      if (loss) dl16 = h16 + hn;
+    } else {
+      h = chunk_h_.ensure(static_cast<size_t>(chunk) * C);
+    }
     for (size_t r0 = 0; r0 < total; r0 += chunk) {
       const int m = static_cast<int>(std::min<size_t>(chunk, total - r0));
-      gather_rows(h, hidden, d_rows_ + r0, m, C, stream_);
-      if (h16) to_bf16(h16, h, m, C, C, stream_);
+      if (h16)
+        gather_rows(h16, hidden, d_rows_ + r0, m, C, stream_);
+      else
+        gather_rows(h, hidden, d_rows_ + r0, m, C, stream_);
       matmul_forward(logits, h, wlm, nullptr, m, C, V, opt_.matmul, stream_, lt_.get(), ld, wlm16, h16);
       ClassifierRowOut out;
       out.logp = row_logp_.get() + r0;
@@ -592,10 +600,9 @@ class CudaBackend final : public Backend {
       }
       classifier_rows(logits, ld, d_target_ + r0, d_slot_ + r0, m, V, loss, out, stream_);
       if (!loss) continue;
-      SCORE_CUDA_CHECK(cudaMemsetAsync(dh, 0, sizeof(float) * m * C, stream_));
-      // dh (m, C) += dlogits @ wlm;  dwlm (V, C) += dlogits^T @ h
+      // dh (m, C) = dlogits @ wlm;  dwlm (V, C) += dlogits^T @ h
       matmul_backward(dh, G(layout_.lm_head_w), nullptr, logits, h, wlm, m, C, V, opt_.matmul,
-                      stream_, lt_.get(), ld, wlm16, h16, false, dl16);
+                      stream_, lt_.get(), ld, wlm16, h16, true, dl16);
       scatter_add_rows(dhidden, dh, d_rows_ + r0, m, C, stream_);
     }
   }
@@ -726,11 +733,16 @@ class CudaBackend final : public Backend {
     auto sample_rows = [&](const float* hidden, int rows) {
       int32_t* d_pick = gen_ints_.get() + gen_ints_.size() - 2 * S - 8;
       upload(d_pick, pick.data(), rows, stream_);
-      float* h = chunk_h_.ensure(static_cast<size_t>(rows) * C);
       float* logits = logits_.ensure(static_cast<size_t>(rows) * V);
-      gather_rows(h, hidden, d_pick, rows, C, stream_);
+      // The sampled rows' hidden states, gathered into the lm_head's operand type.
+      float* h = nullptr;
+      uint16_t* h16 = nullptr;
+      if (bf16())
+        gather_rows(h16 = cls16_.ensure(static_cast<size_t>(rows) * C), hidden, d_pick, rows, C, stream_);
+      else
+        gather_rows(h = chunk_h_.ensure(static_cast<size_t>(rows) * C), hidden, d_pick, rows, C, stream_);
       matmul_forward(logits, h, P(layout_.lm_head_w), nullptr, rows, C, V, opt_.matmul, stream_, lt_.get(), 0,
-                     W16(layout_.lm_head_w));
+                     W16(layout_.lm_head_w), h16);
       std::vector<cpu::SampleResult> out(rows);
       if (greedy) {
         int32_t* d_tok = d_pick + S;
@@ -906,6 +918,7 @@ class CudaBackend final : public Backend {
   // Classifier scratch: (chunk, V) logits, (chunk, C) hidden rows and their gradient,
   // per-row outputs (targets) and statistics (4 x targets, double).
   DeviceBuffer<float> logits_, chunk_h_, chunk_dh_, row_logp_, row_ent_;
+  DeviceBuffer<uint16_t> cls16_;  // bf16 precision: the chunk's hidden rows, then dlogits
   DeviceBuffer<double> row_stats_;
 
   // Generation: the KV cache, (L, 2, slots, KVH, len, hd) elements of kv_elem() bytes

@@ -5,8 +5,8 @@
 // the target's log-prob and the entropy, evaluates the per-token loss of
 // score/token_loss.h in double (the same formulas, so the coefficient g = weight *
 // dloss/dlogp / norm is computed here and never crosses to the host), and overwrites the
-// logits with dlogits = g (onehot - softmax). No (N, V) tensor exists: the chunk scratch
-// is reused.
+// logits with dlogits = g (onehot - softmax), or writes them in bf16 only. No (N, V)
+// tensor exists: the chunk scratch is reused.
 #include <cmath>
 #include <cstdint>
 
@@ -144,6 +144,8 @@ __global__ void __launch_bounds__(kThreads)
   const double e_t = exp(zt);
   const float at_t = static_cast<float>(g * (sum - e_t) / sum);
   __syncthreads();  // every thread has read x[t] before it is overwritten
+  // dlogits into the bf16 rows when given (the only copy the products then read: the float
+  // logits stay as they are), else over the logits.
   uint16_t* x16 = out.dlogits16 ? out.dlogits16 + r * ld : nullptr;  // aligned as x when vec
   for (int v = threadIdx.x; v < V4; v += blockDim.x) {
     float4 q = reinterpret_cast<const float4*>(x)[v];
@@ -151,20 +153,29 @@ __global__ void __launch_bounds__(kThreads)
     q.y = 4 * v + 1 == t ? at_t : a * expf(q.y - mx);
     q.z = 4 * v + 2 == t ? at_t : a * expf(q.z - mx);
     q.w = 4 * v + 3 == t ? at_t : a * expf(q.w - mx);
-    reinterpret_cast<float4*>(x)[v] = q;
-    if (x16) reinterpret_cast<uint2*>(x16)[v] = bf16x4(q);
+    if (x16)
+      reinterpret_cast<uint2*>(x16)[v] = bf16x4(q);
+    else
+      reinterpret_cast<float4*>(x)[v] = q;
   }
   for (int v = 4 * V4 + threadIdx.x; v < V; v += blockDim.x) {
-    x[v] = v == t ? at_t : a * expf(x[v] - mx);
-    if (x16) x16[v] = static_cast<uint16_t>(bf16_bits(x[v]));
+    const float d = v == t ? at_t : a * expf(x[v] - mx);
+    if (x16)
+      x16[v] = static_cast<uint16_t>(bf16_bits(d));
+    else
+      x[v] = d;
   }
 }
 
-__global__ void gather_rows_kernel(float* dst, const float* src, const int32_t* rows, int m, int C) {
+__device__ __forceinline__ void put(float* p, float x) { *p = x; }
+__device__ __forceinline__ void put(uint16_t* p, float x) { *p = static_cast<uint16_t>(bf16_bits(x)); }
+
+template <typename T>  // float, or uint16_t: bf16 bits (nearest even)
+__global__ void gather_rows_kernel(T* dst, const float* src, const int32_t* rows, int m, int C) {
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= static_cast<int64_t>(m) * C) return;
   const int64_t r = idx / C, c = idx % C;
-  dst[idx] = src[static_cast<int64_t>(rows[r]) * C + c];
+  put(dst + idx, src[static_cast<int64_t>(rows[r]) * C + c]);
 }
 
 __global__ void scatter_add_rows_kernel(float* dst, const float* src, const int32_t* rows, int m,
@@ -191,7 +202,14 @@ void gather_rows(float* dst, const float* src, const int32_t* rows, int m, int C
                  cudaStream_t stream) {
   const int64_t n = static_cast<int64_t>(m) * C;
   if (n == 0) return;
-  gather_rows_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(dst, src, rows, m, C);
+  gather_rows_kernel<float><<<ceil_div(n, 256), 256, 0, stream>>>(dst, src, rows, m, C);
+  SCORE_CUDA_LAUNCH_CHECK();
+}
+void gather_rows(uint16_t* dst, const float* src, const int32_t* rows, int m, int C,
+                 cudaStream_t stream) {
+  const int64_t n = static_cast<int64_t>(m) * C;
+  if (n == 0) return;
+  gather_rows_kernel<uint16_t><<<ceil_div(n, 256), 256, 0, stream>>>(dst, src, rows, m, C);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 

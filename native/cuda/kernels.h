@@ -182,18 +182,23 @@ struct ClassifierRowOut {
   double* kl = nullptr;      // weight * w_kl * KL
   double* kl_raw = nullptr;  // weight * KL
   double* clipped = nullptr; // weight if clipped
-  // With a loss, optional: dlogits also as bf16 (nearest even) at the same row stride,
-  // the operand of the lm_head's backward products on cuBLASLt (no separate conversion).
+  // With a loss, optional: dlogits in bf16 (nearest even) at the same row stride, the
+  // operand of the lm_head's backward products, INSTEAD of over the logits (which are then
+  // left as they were: nothing reads float32 dlogits).
   uint16_t* dlogits16 = nullptr;
 };
 // logits (m, ld), V <= ld valid columns, in place: statistics per row, then (with loss)
-// dlogits = g (onehot - softmax) where g = weight * dloss/dlogp * inv_norm; target (m),
-// slot (m) loss index per row. Columns V..ld-1 are neither read nor written.
+// dlogits = g (onehot - softmax) where g = weight * dloss/dlogp * inv_norm, over the
+// logits or into dlogits16; target (m), slot (m) loss index per row. Columns V..ld-1 are
+// neither read nor written.
 void classifier_rows(float* logits, int64_t ld, const int32_t* target, const int32_t* slot, int m,
                      int V, const DeviceTokenLoss* loss, const ClassifierRowOut& out,
                      cudaStream_t stream);
-// Row gather / scatter-add between (N, C) and a (m, C) chunk.
+// Row gather / scatter-add between (N, C) and a (m, C) chunk; the gather also into bf16
+// (nearest even).
 void gather_rows(float* dst, const float* src, const int32_t* rows, int m, int C,
+                 cudaStream_t stream);
+void gather_rows(uint16_t* dst, const float* src, const int32_t* rows, int m, int C,
                  cudaStream_t stream);
 void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int m, int C,
                       cudaStream_t stream);

@@ -707,20 +707,24 @@ TEST(classifier_rows_rl_loss) {
         cu::DeviceTokenLoss dtl;
         dtl.rl = true, dtl.weight = W.p, dtl.w_pg = WPG.p, dtl.adv = ADV.p, dtl.w_kl = WKL.p;
         dtl.ref_logp = REF.p, dtl.old_logp = OLD.p, dtl.k3 = k3, dtl.clip_eps = clip, dtl.inv_norm = 1 / 7.0;
+        int pad_changed = 0;
         cu::ClassifierRowOut out;
         out.logp = LP.p, out.entropy = EN.p, out.pg = ST.p, out.kl = ST.p + m, out.kl_raw = ST.p + 2 * m,
         out.clipped = ST.p + 3 * m;
+        cu::classifier_rows(L.p, ld, TG.p, SL.p, m, V, &dtl, out, nullptr);
+        // Once more with the bf16 copy asked for: dlogits go only there, the logits stay.
+        Dev<float> L2(pad_rows(logits, m, V, ld));
         Dev<uint16_t> L16(std::vector<uint16_t>(size_t(m) * ld, 0xABCD));
         out.dlogits16 = L16.p;
-        cu::classifier_rows(L.p, ld, TG.p, SL.p, m, V, &dtl, out, nullptr);
+        cu::classifier_rows(L2.p, ld, TG.p, SL.p, m, V, &dtl, out, nullptr);
+        CHECK_ALL(unpad_rows(L2.down(), m, V, ld, &pad_changed), logits, 0.0, 0.0);
         // logsumexp over 3001 float terms: 1e-5 abs + 1e-5 rel on logp and entropy.
         CHECK_ALL(LP.down(), lp, 1e-5, 1e-5);
         CHECK_ALL(EN.down(), ent, 1e-5, 1e-5);
-        int pad_changed = 0;
         const auto got = unpad_rows(L.down(), m, V, ld, &pad_changed);
         CHECK(pad_changed == 0);
         CHECK_ALL(got, dl, 1e-7, 1e-4);  // dlogits: probabilities ~1e-4, float exp
-        // Their bf16 copy: the float dlogits rounded to nearest even, bit for bit; the
+        // The bf16 dlogits: the float ones rounded to nearest even, bit for bit; the
         // padding untouched.
         const auto g16 = L16.down();
         int bad16 = 0, pad16 = 0;
@@ -875,6 +879,30 @@ TEST(to_bf16) {
     CHECK(touched == 0);
     CHECK(got[0] == 0x3F80);  // 1.0
   }
+}
+
+TEST(gather_and_scatter_rows) {
+  Rng rng(g_seed + 32);
+  const int N = 50, C = 72, m = 9;
+  const auto src = randn(size_t(N) * C, rng), base = randn(size_t(N) * C, rng);
+  std::vector<int32_t> rows(m);  // distinct, as the backend's target rows
+  const int shift = static_cast<int>(rng.next_u64() % N);
+  for (int r = 0; r < m; r++) rows[r] = (7 * r + shift) % N;  // 7 r < N: no two equal
+  std::vector<float> want(size_t(m) * C), added(base);
+  for (int r = 0; r < m; r++)
+    for (int c = 0; c < C; c++) {
+      want[size_t(r) * C + c] = src[size_t(rows[r]) * C + c];
+      added[size_t(rows[r]) * C + c] += want[size_t(r) * C + c];
+    }
+  Dev<float> S(src), G(size_t(m) * C), D(base);
+  Dev<uint16_t> G16(size_t(m) * C);
+  Dev<int32_t> R(rows);
+  cu::gather_rows(G.p, S.p, R.p, m, C, nullptr);
+  cu::gather_rows(G16.p, S.p, R.p, m, C, nullptr);
+  cu::scatter_add_rows(D.p, G.p, R.p, m, C, nullptr);
+  CHECK_ALL(G.down(), want, 0.0, 0.0);
+  CHECK_ALL(floats_of(G16.down()), rounded(want), 0.0, 0.0);  // nearest even
+  CHECK_ALL(D.down(), added, 0.0, 0.0);  // one float add each
 }
 
 TEST(adamw_and_norm) {
