@@ -32,6 +32,10 @@ __device__ __forceinline__ void put_elem(float* p, float x) { *p = x; }
 __device__ __forceinline__ void put_elem(uint16_t* p, float x) { *p = static_cast<uint16_t>(bf16_bits(x)); }
 __device__ __forceinline__ float get_elem(const float* p) { return *p; }
 __device__ __forceinline__ float get_elem(const uint16_t* p) { return bf16_float(*p); }
+__device__ __forceinline__ void put_out(float* out, uint16_t* out16, int64_t i, float x) {
+  if (out) out[i] = x;
+  if (out16) out16[i] = static_cast<uint16_t>(bf16_bits(x));
+}
 // Four consecutive elements, 4-aligned: one 16-byte (float) or 8-byte (bf16) load.
 __device__ __forceinline__ float4 get4(const float* p) { return *reinterpret_cast<const float4*>(p); }
 __device__ __forceinline__ float4 get4(const uint16_t* p) {
@@ -52,8 +56,9 @@ __global__ void kv_store_kernel(Elem* kcache, Elem* vcache, const float* qkv, co
   put_elem(vcache + at, row[KVH * hd + h * hd + d]);
 }
 
+// out (nullable) and / or out16 (its bf16 copy, the projection's operand).
 template <typename Elem>
-__global__ void attention_cached_kernel(float* out, const float* qkv, const Elem* kcache,
+__global__ void attention_cached_kernel(float* out, uint16_t* out16, const float* qkv, const Elem* kcache,
                                         const Elem* vcache, const int32_t* slot,
                                         const int32_t* pos, int N, int QKV, int H, int KVH, int hd,
                                         int len, float scale) {
@@ -101,11 +106,11 @@ __global__ void attention_cached_kernel(float* out, const float* qkv, const Elem
     m = mnew;
   }
   const float inv = 1.0f / l;
-  float* o = out + static_cast<int64_t>(r) * H * hd + h * hd;
+  const int64_t o = static_cast<int64_t>(r) * H * hd + h * hd;
 #pragma unroll
   for (int u = 0; u < kMaxHd / 32; u++) {
     const int d = lane + 32 * u;
-    if (d < hd) o[d] = acc[u] * inv;
+    if (d < hd) put_out(out, out16, o + d, acc[u] * inv);
   }
 }
 
@@ -113,7 +118,7 @@ constexpr int kSplit = 4;  // warps per (row, head) in the split kernel
 
 template <int HD, typename Elem>
 __global__ void __launch_bounds__(kSplit * 32)
-    attention_cached_split_kernel(float* out, const float* qkv, const Elem* kcache,
+    attention_cached_split_kernel(float* out, uint16_t* out16, const float* qkv, const Elem* kcache,
                                   const Elem* vcache, const int32_t* slot, const int32_t* pos,
                                   int QKV, int H, int KVH, int len, float scale) {
   constexpr int U = HD / 32;  // output dimensions per lane
@@ -179,7 +184,7 @@ __global__ void __launch_bounds__(kSplit * 32)
         L += wl[w] * f;
         o += wacc[w][d] * f;
       }
-    out[static_cast<int64_t>(r) * H * HD + h * HD + d] = o / L;
+    put_out(out, out16, static_cast<int64_t>(r) * H * HD + h * HD + d, o / L);
   }
 }
 
@@ -194,7 +199,7 @@ void store(Elem* kcache, Elem* vcache, const float* qkv, const int32_t* slot, co
 }
 
 template <typename Elem>
-void attend(float* out, const float* qkv, const Elem* kcache, const Elem* vcache,
+void attend(float* out, uint16_t* out16, const float* qkv, const Elem* kcache, const Elem* vcache,
             const int32_t* slot, const int32_t* pos, int N, int QKV, int H, int KVH, int hd, int len,
             cudaStream_t stream) {
   SCORE_CHECK(hd <= kMaxHd, Unsupported, "CUDA attention: head_dim over 256 is not supported");
@@ -205,14 +210,14 @@ void attend(float* out, const float* qkv, const Elem* kcache, const Elem* vcache
     auto kernel = hd == 32   ? attention_cached_split_kernel<32, Elem>
                   : hd == 64 ? attention_cached_split_kernel<64, Elem>
                              : attention_cached_split_kernel<128, Elem>;
-    kernel<<<static_cast<unsigned>(items), kSplit * 32, 0, stream>>>(out, qkv, kcache, vcache, slot, pos, QKV,
+    kernel<<<static_cast<unsigned>(items), kSplit * 32, 0, stream>>>(out, out16, qkv, kcache, vcache, slot, pos, QKV,
                                                                    H, KVH, len, scale);
     SCORE_CUDA_LAUNCH_CHECK();
     return;
   }
   constexpr int kWarps = 4;
   attention_cached_kernel<Elem><<<ceil_div(items, kWarps), kWarps * 32, kWarps * hd * sizeof(float),
-                            stream>>>(out, qkv, kcache, vcache, slot, pos, N, QKV, H, KVH, hd, len,
+                            stream>>>(out, out16, qkv, kcache, vcache, slot, pos, N, QKV, H, KVH, hd, len,
                                       scale);
   SCORE_CUDA_LAUNCH_CHECK();
 }
@@ -232,13 +237,15 @@ void kv_store(uint16_t* kcache, uint16_t* vcache, const float* qkv, const int32_
 
 void attention_cached_forward(float* out, const float* qkv, const float* kcache,
                               const float* vcache, const int32_t* slot, const int32_t* pos, int N,
-                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream) {
-  attend(out, qkv, kcache, vcache, slot, pos, N, QKV, H, KVH, hd, len, stream);
+                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream,
+                              uint16_t* out16) {
+  attend(out, out16, qkv, kcache, vcache, slot, pos, N, QKV, H, KVH, hd, len, stream);
 }
 void attention_cached_forward(float* out, const float* qkv, const uint16_t* kcache,
                               const uint16_t* vcache, const int32_t* slot, const int32_t* pos, int N,
-                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream) {
-  attend(out, qkv, kcache, vcache, slot, pos, N, QKV, H, KVH, hd, len, stream);
+                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream,
+                              uint16_t* out16) {
+  attend(out, out16, qkv, kcache, vcache, slot, pos, N, QKV, H, KVH, hd, len, stream);
 }
 
 }  // namespace score::cuda

@@ -630,15 +630,18 @@ class CudaBackend final : public Backend {
       f[k] = base;
       base += (sizes[k] + 63) / 64 * 64;
     }
-    // bf16 precision: the norms and the MLP activation write only the bf16 copies that
-    // the products read (as in forward()); the final norm's output stays float32.
-    uint16_t *ln16 = nullptr, *act16 = nullptr;
+    // bf16 precision: the norms, the attention and the MLP activation write only the bf16
+    // copies that the products read (as in forward()); the final norm's output stays
+    // float32.
+    uint16_t *ln16 = nullptr, *atty16 = nullptr, *act16 = nullptr;
     if (bf16()) {
-      const size_t nc = (N * C + 127) / 128 * 128;
-      ln16 = dec16_.ensure(nc + N * Fd);
-      act16 = ln16 + nc;
+      const size_t nc = (N * C + 127) / 128 * 128, nq = (N * Q + 127) / 128 * 128;
+      ln16 = dec16_.ensure(nc + nq + N * Fd);
+      atty16 = ln16 + nc;
+      act16 = atty16 + nq;
     }
     float* ln = ln16 ? nullptr : d.ln;
+    float* atty = atty16 ? nullptr : d.atty;
     float* act = act16 ? nullptr : d.act;
     const size_t per_layer = static_cast<size_t>(kv_slots_) * KVH * len * hd;
     embedding_forward(d.x, tok, pos, P(layout_.wte), P(layout_.wpe), n, C, s);
@@ -654,14 +657,14 @@ class CudaBackend final : public Backend {
         auto* kc = cache + 2 * l * per_layer;
         auto* vc = kc + per_layer;
         kv_store(kc, vc, d.qkv, slot, pos, n, QKV, H, KVH, hd, len, s);
-        attention_cached_forward(d.atty, d.qkv, kc, vc, slot, pos, n, QKV, H, KVH, hd, len, s);
+        attention_cached_forward(atty, d.qkv, kc, vc, slot, pos, n, QKV, H, KVH, hd, len, s, atty16);
       };
       if (bf16())
         attend(reinterpret_cast<uint16_t*>(kv_.get()));
       else
         attend(reinterpret_cast<float*>(kv_.get()));
-      matmul_forward(d.xmid, d.atty, P(o.attn_o_w), P(o.attn_o_b), n, Q, C, pr, s,
-                     lt_.get(), 0, W16(o.attn_o_w));
+      matmul_forward(d.xmid, atty, P(o.attn_o_w), P(o.attn_o_b), n, Q, C, pr, s,
+                     lt_.get(), 0, W16(o.attn_o_w), atty16);
       norm(ln, ln16, d.mean, d.rstd, d.xmid, d.x, o.ln2_w, o.ln2_b, n);
       if (gpt2) {
         matmul_forward(d.h, ln, P(o.fc_w), P(o.fc_b), n, C, Fd, pr, s, lt_.get(), 0, W16(o.fc_w), ln16);

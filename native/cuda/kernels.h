@@ -135,6 +135,7 @@ void attention_backward(float* dqkv, float* dscratch, const float* dout, const f
 
 // ---- attention_cached.cu: rows against a KV cache (slots, KVH, len, hd) ----
 // The cache in float32, or in bf16 (uint16_t bits; kv_store rounds to nearest even).
+// out (nullable) and / or out16, its bf16 copy (the projection's operand).
 void kv_store(float* kcache, float* vcache, const float* qkv, const int32_t* slot,
               const int32_t* pos, int N, int QKV, int H, int KVH, int hd, int len,
               cudaStream_t stream);
@@ -143,10 +144,12 @@ void kv_store(uint16_t* kcache, uint16_t* vcache, const float* qkv, const int32_
               cudaStream_t stream);
 void attention_cached_forward(float* out, const float* qkv, const float* kcache,
                               const float* vcache, const int32_t* slot, const int32_t* pos, int N,
-                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream);
+                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream,
+                              uint16_t* out16 = nullptr);
 void attention_cached_forward(float* out, const float* qkv, const uint16_t* kcache,
                               const uint16_t* vcache, const int32_t* slot, const int32_t* pos, int N,
-                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream);
+                              int QKV, int H, int KVH, int hd, int len, cudaStream_t stream,
+                              uint16_t* out16 = nullptr);
 
 // ---- activations.cu: GELU-tanh, SwiGLU, residual add ----
 // out16 / dinp16 as for the norms (out / dinp may be null where the copy is given).

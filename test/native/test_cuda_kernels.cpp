@@ -633,9 +633,16 @@ TEST(attention_cached) {
     // a float32 cache holding those values.
     Dev<uint16_t> K16(bf16_bits_of(kc)), V16(bf16_bits_of(vc));
     Dev<float> Kr(rounded(kc)), Vr(rounded(vc)), O16(out.size()), Or(out.size());
-    cu::attention_cached_forward(O16.p, X.p, K16.p, V16.p, S.p, P.p, N, QKV, H, KVH, hd, len, nullptr);
+    Dev<uint16_t> Ob(out.size()), Ob_only(out.size());
+    cu::attention_cached_forward(O16.p, X.p, K16.p, V16.p, S.p, P.p, N, QKV, H, KVH, hd, len, nullptr, Ob.p);
     cu::attention_cached_forward(Or.p, X.p, Kr.p, Vr.p, S.p, P.p, N, QKV, H, KVH, hd, len, nullptr);
-    CHECK_ALL(O16.down(), Or.down(), 0.0, 0.0);
+    const auto o16 = O16.down();
+    CHECK_ALL(o16, Or.down(), 0.0, 0.0);
+    // The output's bf16 copy, with and without the float32 output: the rounded floats.
+    cu::attention_cached_forward(nullptr, X.p, K16.p, V16.p, S.p, P.p, N, QKV, H, KVH, hd, len, nullptr,
+                                 Ob_only.p);
+    CHECK_ALL(floats_of(Ob.down()), rounded(o16), 0.0, 0.0);
+    CHECK_ALL(floats_of(Ob_only.down()), rounded(o16), 0.0, 0.0);
   }
   // kv_store: row r's k/v land at (slot, head, pos).
   const int H = 4, KVH = 2, hd = 40, QKV = (H + 2 * KVH) * hd, slots = 3, len = 75, N = 9;
