@@ -507,11 +507,11 @@ class CudaBackend final : public Backend {
       const LayerOffsets& o = layout_.layers[l];
       LayerActs& a = layers_[l];
       const LayerActs16& a16 = layers16_[l];
-      // dact_, dln_ and datty_ are overwritten by their products (dinp_overwrite), dh_ by
+      // dact_, dln_ and datty_ are overwritten by their products (dinp_overwrite), dh by
       // GELU / SwiGLU backward; dqkv_ is added into (attention) and zeroed first. g16.res
-      // is the bf16 copy of dres_ as the last norm backward left it.
-      // With its bf16 copy nothing reads the float32 dh (GELU backward sums fc's bias
-      // gradient itself), and it is not kept (dh_ null).
+      // is the bf16 copy of dres_ as the last norm backward left it. With its bf16 copy
+      // g16.h nothing reads a float32 dh (GELU backward sums fc's bias gradient itself),
+      // so none is kept (dh_ null).
       float* dh = g16.h ? nullptr : dh_;
       if (gpt2) {
         matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s,
