@@ -186,6 +186,14 @@ __global__ void scatter_add_rows_kernel(float* dst, const float* src, const int3
   dst[static_cast<int64_t>(rows[r]) * C + c] += src[idx];
 }
 
+template <typename T>
+void gather(T* dst, const float* src, const int32_t* rows, int m, int C, cudaStream_t stream) {
+  const int64_t n = static_cast<int64_t>(m) * C;
+  if (n == 0) return;
+  gather_rows_kernel<T><<<ceil_div(n, 256), 256, 0, stream>>>(dst, src, rows, m, C);
+  SCORE_CUDA_LAUNCH_CHECK();
+}
+
 }  // namespace
 
 void classifier_rows(float* logits, int64_t ld, const int32_t* target, const int32_t* slot, int m,
@@ -200,17 +208,11 @@ void classifier_rows(float* logits, int64_t ld, const int32_t* target, const int
 
 void gather_rows(float* dst, const float* src, const int32_t* rows, int m, int C,
                  cudaStream_t stream) {
-  const int64_t n = static_cast<int64_t>(m) * C;
-  if (n == 0) return;
-  gather_rows_kernel<float><<<ceil_div(n, 256), 256, 0, stream>>>(dst, src, rows, m, C);
-  SCORE_CUDA_LAUNCH_CHECK();
+  gather(dst, src, rows, m, C, stream);
 }
 void gather_rows(uint16_t* dst, const float* src, const int32_t* rows, int m, int C,
                  cudaStream_t stream) {
-  const int64_t n = static_cast<int64_t>(m) * C;
-  if (n == 0) return;
-  gather_rows_kernel<uint16_t><<<ceil_div(n, 256), 256, 0, stream>>>(dst, src, rows, m, C);
-  SCORE_CUDA_LAUNCH_CHECK();
+  gather(dst, src, rows, m, C, stream);
 }
 
 void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int m, int C,

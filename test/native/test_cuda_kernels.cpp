@@ -203,15 +203,9 @@ void check_linear(cu::MatmulPrecision prec, bool padded, cu::LtMatmul* lt = null
         dD(pad_rows(dout, N, OC, ldo));
     Dev<float> gX(std::vector<float>(size_t(N) * IC, 0.f)), gW(std::vector<float>(size_t(OC) * IC, 0.f)),
         gB(std::vector<float>(OC, 0.f));
-    // With cuBLASLt, the weight's bf16 copy as the backend passes it (bf16 operands).
-    std::vector<uint16_t> w16(w.size());
-    for (size_t i = 0; i < w.size(); i++) {
-      const float r = bf16_round(w[i]);
-      uint32_t u;
-      std::memcpy(&u, &r, 4);
-      w16[i] = static_cast<uint16_t>(u >> 16);
-    }
-    Dev<uint16_t> dW16(w16), dX16(bf16_bits_of(x)), dD16(bf16_bits_of(pad_rows(dout, N, OC, ldo)));
+    // The bf16 copies as the backend passes them: the weight's (with cuBLASLt, or with the
+    // producers' copies), the input's and the output gradient's (given16).
+    Dev<uint16_t> dW16(bf16_bits_of(w)), dX16(bf16_bits_of(x)), dD16(bf16_bits_of(pad_rows(dout, N, OC, ldo)));
     const uint16_t* weight16 = lt || given16 ? dW16.p : nullptr;
     const float* inp = given16 ? nullptr : dX.p;  // the float32 input is not kept
     const uint16_t* x16 = given16 ? dX16.p : nullptr;
