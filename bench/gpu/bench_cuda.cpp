@@ -259,17 +259,18 @@ void print_profile(const char* part, const std::string& key,
 }
 
 // Greedy, or (sampled) temperature 1, top-k 50, top-p 0.95 with the sampler on the host
-// or (device) sample_rows.
+// or (device) sample_rows; decode steps eager, or (graph) as one CUDA graph launch each.
 // With `profile`, the timed call runs under CUPTI and its kernels are printed (see
 // bench_profile).
 void bench_generate(int S, int prompt, int new_tokens, bool sampled = false, bool device = false,
-                    bool profile = false) {
+                    bool profile = false, bool graph = false) {
   const ModelConfig cfg = gpt2_124m();
   ParamLayout layout(cfg);
   Rng rng(2);
   const std::vector<float> params = gpt2_init(layout, rng);
   cu::Options o;
   o.sampling = device ? cu::SamplingKind::Device : cu::SamplingKind::Host;
+  o.decode = graph ? cu::DecodeKind::Graph : cu::DecodeKind::Eager;
   auto be = cu::create_backend(cfg, false, o);
   be->set_params(params.data());
   GenerateRequest req;
@@ -289,11 +290,12 @@ void bench_generate(int S, int prompt, int new_tokens, bool sampled = false, boo
   const double dt = now() - t0;
   size_t n = 0;
   for (const auto& t : r.tokens) n += t.size();
-  const std::string k = "gen_b" + std::to_string(S) + (sampled ? device ? "_sampled_device" : "_sampled_host" : "");
+  const std::string k = "gen_b" + std::to_string(S) + (graph ? "_graph" : "") +
+                        (sampled ? device ? "_sampled_device" : "_sampled_host" : "");
   std::printf("RESULT %s_tokens_per_s %.0f\n", k.c_str(), n / dt);
   std::printf("RESULT %s_seconds %.3f\n", k.c_str(), dt);
   // Per decode step: the prefill is a small part of a call with 128 new tokens.
-  if (profile) print_profile("gen", k + "_step", score_bench::kernel_profile_stop(), new_tokens, dt);
+  if (profile) print_profile(graph ? "gen_graph" : "gen", k + "_step", score_bench::kernel_profile_stop(), new_tokens, dt);
   std::fflush(stdout);
 }
 
@@ -312,7 +314,10 @@ void bench_profile(int B, int prompt, int new_tokens) {
   print_profile("train", mat ? "materialising_train_step" : "train_step", score_bench::kernel_profile_stop(), steps, dt);
   // Generation has its own KV-cache attention whichever kernel trains: profiled once, in
   // the default run (check.sh runs this mode once per attention kernel).
-  if (!mat) bench_generate(64, prompt, new_tokens, false, false, true);
+  if (!mat) {
+    bench_generate(64, prompt, new_tokens, false, false, true);
+    bench_generate(64, prompt, new_tokens, false, false, true, true);  // as CUDA graphs
+  }
 }
 
 }  // namespace
@@ -349,6 +354,9 @@ int main(int argc, char** argv) {
     // default), against sample_rows on the device (SCORE_CUDA_SAMPLING=device).
     bench_generate(64, prompt, new_tokens, true, false);
     bench_generate(64, prompt, new_tokens, true, true);
+    // Decode steps as CUDA graphs (SCORE_CUDA_DECODE=graph), greedy and device-sampled.
+    for (int S : {64, 256}) bench_generate(S, prompt, new_tokens, false, false, false, true);
+    bench_generate(64, prompt, new_tokens, true, true, false, true);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda: %s\n", e.what());
     return 1;

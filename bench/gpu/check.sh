@@ -7,8 +7,9 @@
 #   3. runs bench_cuda and the PyTorch peer (torch_peer.py) on the same card, then the
 #      gpt2 training step once more with SCORE_CUDA_ATTENTION=materialising (the reference
 #      attention of attention.cu; rows train_materialising_*, beside the default fused one);
-#   4. profiles the training step (both attention kernels) and greedy generation per kernel
-#      through CUPTI (bench_cuda_profile, when the toolkit has CUPTI), prints the top kernels;
+#   4. profiles the training step (both attention kernels) and greedy generation (decode
+#      steps eager and as CUDA graphs) per kernel through CUPTI (bench_cuda_profile, when
+#      the toolkit has CUPTI), prints the top kernels;
 #   5. prints a short table LAST.
 # Logs go to /tmp/score-gpu-check (or $SCORE_GPU_LOGS); where $OUT is set (the device tool
 # brings back at most 8 files from it) they are also packed into $OUT/gpu-logs.tar.gz.
@@ -78,6 +79,7 @@ if [[ -x ./build-gpu/bench_cuda_profile ]]; then
   show profile train "training step" 14
   show profile_materialising train "training step" 8
   show profile gen "decode step (greedy, batch 64)" 10
+  show profile gen_graph "decode step (greedy, batch 64, CUDA graph)" 6
 fi
 
 git rev-parse --short HEAD 2>/dev/null > "$LOGS/commit.txt" || echo "${SCORE_COMMIT:-unknown}" > "$LOGS/commit.txt"  # the device copy has no .git
@@ -104,7 +106,7 @@ print("ratio = score-rl speed / pytorch speed (above 1: score-rl is faster); _lt
 print(f"| {'metric':42} | {'score-rl':>10} | {'pytorch':>10} | {'ratio':>6} |")
 print(f"|{'-' * 44}|{'-' * 12}|{'-' * 12}|{'-' * 8}|")
 for k in rows:
-    a, b = ours.get(k), torch.get(k, torch.get(k.replace("materialising_", "")))  # vs the same peer row
+    a, b = ours.get(k), torch.get(k, torch.get(k.replace("materialising_", "").replace("_graph", "")))  # vs the same peer row
     ratio = ""
     try:
         x, y = float(a), float(b)

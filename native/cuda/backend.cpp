@@ -40,12 +40,49 @@ void download(T* dst, const T* src, size_t n, cudaStream_t s) {
 // 1334 rows at V = 50257 (rows padded to 50304), 441 at V = 151936.
 constexpr size_t kChunkFloats = size_t(64) << 20;
 
+// A decode step captured as a CUDA graph (DecodeKind::Graph): run() captures the work fn
+// enqueues on the stream the first time, then launches the capture. Everything fn's work
+// reads or writes must stay where it was at the capture (the backend's buffers keep
+// their pointers while the step's shapes stay the same); host copies stay outside.
+class DecodeGraph {
+ public:
+  DecodeGraph() = default;
+  DecodeGraph(const DecodeGraph&) = delete;
+  DecodeGraph& operator=(const DecodeGraph&) = delete;
+  ~DecodeGraph() {
+    if (exec_) cudaGraphExecDestroy(exec_);
+  }
+  template <typename Fn>
+  void run(cudaStream_t s, Fn&& fn) {
+    if (!exec_) {
+      SCORE_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+      cudaGraph_t g = nullptr;
+      try {
+        fn();
+      } catch (...) {  // end the capture, so that the stream is usable again, and report
+        cudaStreamEndCapture(s, &g);
+        if (g) cudaGraphDestroy(g);
+        throw;
+      }
+      SCORE_CUDA_CHECK(cudaStreamEndCapture(s, &g));
+      const cudaError_t e = cudaGraphInstantiate(&exec_, g, 0);
+      cudaGraphDestroy(g);
+      SCORE_CUDA_CHECK(e);
+    }
+    SCORE_CUDA_CHECK(cudaGraphLaunch(exec_, s));
+  }
+
+ private:
+  cudaGraphExec_t exec_ = nullptr;
+};
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const ModelConfig& cfg, bool trainable, const Options& opt)
       : cfg_(cfg), layout_(cfg), trainable_(trainable), opt_(opt) {
     opt_.attention = resolve_attention(opt_.attention);
     opt_.sampling = resolve_sampling(opt_.sampling);
+    opt_.decode = resolve_decode(opt_.decode);
     // Flash covers head sizes up to 128; larger heads keep the materialising kernel.
     flash_ = opt_.attention == AttentionKind::Flash && flash_attention_supported(cfg_.head_dim);
     SCORE_CUDA_CHECK(cudaSetDevice(opt_.device));
@@ -733,10 +770,26 @@ class CudaBackend final : public Backend {
       upload(base + 2 * rows, slot.data(), rows, stream_);
       return base;
     };
-    auto sample_rows = [&](const float* hidden, int rows) {
-      int32_t* d_pick = gen_ints_.get() + gen_ints_.size() - 2 * S - 8;
+    // Sampling `rows` rows of a hidden buffer (row i is hidden row pick[i], of sequence
+    // row_seq[i]; -1: a stand-in row of a finished sequence, whose result is dropped), in
+    // three parts so that the device part can be a graph: the uploads (picks, and for the
+    // device sampler the uniforms: one per row from its sequence's stream, in row order,
+    // as cpu::sample_row would draw them), the device work (gather, lm_head, the greedy or
+    // sampling kernel, into buffers that stay put while rows stays the same), and the
+    // results (downloads, checks, the host sampler, appending to res).
+    int32_t* d_pick = nullptr;
+    float* logits = nullptr;
+    auto sample_upload = [&](int rows) {
+      d_pick = gen_ints_.get() + gen_ints_.size() - 2 * S - 8;
       upload(d_pick, pick.data(), rows, stream_);
-      float* logits = logits_.ensure(static_cast<size_t>(rows) * V);
+      logits = logits_.ensure(static_cast<size_t>(rows) * V);
+      if (greedy || opt_.sampling != SamplingKind::Device) return;
+      std::vector<double> u(rows, 0.5);
+      for (int i = 0; i < rows; i++)
+        if (row_seq[i] >= 0) u[i] = rngs[row_seq[i]].uniform();
+      upload(samp_u_.ensure(rows), u.data(), rows, stream_);
+    };
+    auto sample_device = [&](const float* hidden, int rows) {
       // The sampled rows' hidden states, gathered into the lm_head's operand type.
       float* h = nullptr;
       uint16_t* h16 = nullptr;
@@ -746,39 +799,36 @@ class CudaBackend final : public Backend {
         gather_rows(h = chunk_h_.ensure(static_cast<size_t>(rows) * C), hidden, d_pick, rows, C, stream_);
       matmul_forward(logits, h, P(layout_.lm_head_w), nullptr, rows, C, V, opt_.matmul, stream_, lt_.get(), 0,
                      W16(layout_.lm_head_w), h16);
+      if (greedy) {
+        greedy_rows(d_pick + S, row_logp_.ensure(rows), logits, rows, V, stream_);
+      } else if (opt_.sampling == SamplingKind::Device) {
+        int32_t* ti = samp_i_.ensure(2 * static_cast<size_t>(rows));  // token, status
+        float* lf = samp_f_.ensure(2 * static_cast<size_t>(rows));    // logp, logp_sampling
+        score::cuda::sample_rows(ti, lf, lf + rows, ti + rows, logits, samp_u_.get(), rows, V, dsp, stream_);
+      }
+    };
+    auto sample_results = [&](int rows) {
       std::vector<cpu::SampleResult> out(rows);
       if (greedy) {
-        int32_t* d_tok = d_pick + S;
-        float* d_lp = row_logp_.ensure(rows);
-        greedy_rows(d_tok, d_lp, logits, rows, V, stream_);
         gtok.resize(rows);
         glogp.resize(rows);
-        download(gtok.data(), d_tok, rows, stream_);
-        download(glogp.data(), d_lp, rows, stream_);
+        download(gtok.data(), d_pick + S, rows, stream_);
+        download(glogp.data(), row_logp_.get(), rows, stream_);
         sync();
         for (int i = 0; i < rows; i++) {
-          SCORE_CHECK(std::isfinite(glogp[i]), Numeric,  // as cpu::sample_row
+          SCORE_CHECK(row_seq[i] < 0 || std::isfinite(glogp[i]), Numeric,  // as cpu::sample_row
                       "generate: sequence " + std::to_string(row_seq[i]) +
                           ": logits are not finite (NaN or infinite): the model has diverged");
           out[i] = {gtok[i], glogp[i], 0.0f};
         }
       } else if (opt_.sampling == SamplingKind::Device) {
-        // The same uniforms as cpu::sample_row would draw: one per row from its sequence's
-        // stream, in row order; the kernel maps them through the same inverse CDF.
-        std::vector<double> u(rows);
-        for (int i = 0; i < rows; i++) u[i] = rngs[row_seq[i]].uniform();
-        double* d_u = samp_u_.ensure(rows);
-        int32_t* d_ti = samp_i_.ensure(2 * static_cast<size_t>(rows));  // token, status
-        float* d_lf = samp_f_.ensure(2 * static_cast<size_t>(rows));    // logp, logp_sampling
-        upload(d_u, u.data(), rows, stream_);
-        score::cuda::sample_rows(d_ti, d_lf, d_lf + rows, d_ti + rows, logits, d_u, rows, V, dsp, stream_);
         std::vector<int32_t> ti(2 * static_cast<size_t>(rows));
         std::vector<float> lf(2 * static_cast<size_t>(rows));
-        download(ti.data(), d_ti, ti.size(), stream_);
-        download(lf.data(), d_lf, lf.size(), stream_);
+        download(ti.data(), samp_i_.get(), ti.size(), stream_);
+        download(lf.data(), samp_f_.get(), lf.size(), stream_);
         sync();
         for (int i = 0; i < rows; i++) {
-          SCORE_CHECK(ti[rows + i] == kSampleOk, Numeric,  // as cpu::sample_row's errors
+          SCORE_CHECK(row_seq[i] < 0 || ti[rows + i] == kSampleOk, Numeric,  // as cpu::sample_row's errors
                       "generate: sequence " + std::to_string(row_seq[i]) + ": " +
                           sample_status_message(ti[rows + i]));
           out[i] = {ti[i], lf[i], lf[rows + i]};
@@ -793,6 +843,7 @@ class CudaBackend final : public Backend {
         std::vector<ErrorCode> codes(rows, ErrorCode::Internal);
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < rows; i++) {
+          if (row_seq[i] < 0) continue;
           try {
             out[i] = cpu::sample_row(host_logits.data() + static_cast<size_t>(i) * V, V, sp,
                                      rngs[row_seq[i]], scratch[omp_get_thread_num()]);
@@ -809,6 +860,7 @@ class CudaBackend final : public Backend {
       }
       for (int i = 0; i < rows; i++) {
         const int r = row_seq[i];
+        if (r < 0) continue;
         res.tokens[r].push_back(out[i].token);
         res.logp[r].push_back(out[i].logp);
         res.logp_sampling[r].push_back(out[i].logp_sampling);
@@ -847,7 +899,9 @@ class CudaBackend final : public Backend {
             }
       }
     }
-    sample_rows(hidden, S);
+    sample_upload(S);
+    sample_device(hidden, S);
+    sample_results(S);
 
     auto finished = [&](int r) {
       return generation_done(req, res.tokens[r], static_cast<int>(req.prompts[r / n].size()), len, &res.finish[r]);
@@ -857,21 +911,35 @@ class CudaBackend final : public Backend {
       if (!finished(r)) active.push_back(r);
     int step = 1;
     if (req.progress) req.progress(step, static_cast<int>(active.size()));
+    // Decode. Eager: the active sequences' rows, launched kernel by kernel. Graph: all S
+    // sequences' rows every step (a finished sequence's row is a stand-in, token 0 at
+    // position 0 of its own cache, which nothing reads again), so that the device work
+    // of a step keeps its shapes and pointers: the first step runs eagerly (it allocates
+    // the buffers and makes the cuBLASLt plans), the second is captured, and every step
+    // from then on is one graph launch.
+    const bool graph = opt_.decode == DecodeKind::Graph;
+    DecodeGraph dg;
     while (!active.empty()) {
       SCORE_CHECK(!(req.cancel && req.cancel->load()), Aborted, "generate: aborted");
-      const int A = static_cast<int>(active.size());
-      tok.resize(A), pos.resize(A), slot.resize(A), row_seq.resize(A), pick.resize(A);
-      for (int i = 0; i < A; i++) {
-        const int r = active[i];
+      const int rows = graph ? S : static_cast<int>(active.size());
+      tok.assign(rows, 0), pos.assign(rows, 0), row_seq.assign(rows, -1), pick.resize(rows);
+      slot.resize(rows);
+      for (int i = 0; i < rows; i++) slot[i] = i, pick[i] = i;  // graph: row r is sequence r
+      for (size_t k = 0; k < active.size(); k++) {
+        const int r = active[k], i = graph ? r : static_cast<int>(k);
         tok[i] = res.tokens[r].back();
         pos[i] = static_cast<int>(req.prompts[r / n].size() + res.tokens[r].size()) - 1;
         slot[i] = r;
         row_seq[i] = r;
-        pick[i] = i;
       }
-      d = stage(A);
-      hidden = forward_cached(d, d + A, d + 2 * A, A, len);
-      sample_rows(hidden, A);
+      d = stage(rows);
+      sample_upload(rows);
+      auto device_step = [&] { sample_device(forward_cached(d, d + rows, d + 2 * rows, rows, len), rows); };
+      if (!graph || step == 1)
+        device_step();
+      else
+        dg.run(stream_, device_step);
+      sample_results(rows);
       std::vector<int> still;
       for (int r : active)
         if (!finished(r)) still.push_back(r);
@@ -949,6 +1017,16 @@ AttentionKind resolve_attention(AttentionKind requested) {
   if (v == "materialising") return AttentionKind::Materialising;
   throw Error(ErrorCode::InvalidArgument, "SCORE_CUDA_ATTENTION='" + v +
                                               "': expected 'flash' (the default) or 'materialising'");
+}
+
+DecodeKind resolve_decode(DecodeKind requested) {
+  if (requested != DecodeKind::Auto) return requested;
+  const char* env = std::getenv("SCORE_CUDA_DECODE");
+  const std::string v = env ? env : "";
+  if (v.empty() || v == "eager") return DecodeKind::Eager;
+  if (v == "graph") return DecodeKind::Graph;
+  throw Error(ErrorCode::InvalidArgument,
+              "SCORE_CUDA_DECODE='" + v + "': expected 'eager' (the default) or 'graph'");
 }
 
 SamplingKind resolve_sampling(SamplingKind requested) {

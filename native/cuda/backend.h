@@ -27,6 +27,15 @@ enum class SamplingKind {
            // from the same streams, so both give the same tokens
 };
 
+// How generate runs its decode steps (the prefill is the same either way).
+enum class DecodeKind {
+  Auto,   // from the environment: SCORE_CUDA_DECODE=graph, else Eager
+  Eager,  // the active sequences' rows, launched kernel by kernel (the default)
+  Graph,  // every sequence's row (finished ones as stand-ins), the step captured once as a
+          // CUDA graph and launched whole: one launch per step instead of ~150. Opt-in
+          // until it has been measured on a GPU.
+};
+
 struct Options {
   // FP32 runs every product on the float32 SIMT GEMM: slow, but it matches the CPU
   // backend to float rounding (the verification path of the tests).
@@ -37,6 +46,7 @@ struct Options {
   int device = 0;
   AttentionKind attention = AttentionKind::Auto;
   SamplingKind sampling = SamplingKind::Auto;
+  DecodeKind decode = DecodeKind::Auto;
 };
 
 // Auto resolved: SCORE_CUDA_ATTENTION unset, empty or "flash" -> Flash, "materialising"
@@ -45,6 +55,9 @@ AttentionKind resolve_attention(AttentionKind requested);
 // Auto resolved: SCORE_CUDA_SAMPLING unset, empty or "device" -> Device, "host" -> Host;
 // any other value throws InvalidArgument.
 SamplingKind resolve_sampling(SamplingKind requested);
+// Auto resolved: SCORE_CUDA_DECODE unset, empty or "eager" -> Eager, "graph" -> Graph; any
+// other value throws InvalidArgument.
+DecodeKind resolve_decode(DecodeKind requested);
 
 // Throws score::Error(Device) naming what is missing (driver, device, architecture).
 std::unique_ptr<Backend> create_backend(const ModelConfig& cfg, bool trainable, const Options& opt);

@@ -4,9 +4,13 @@
 // call is synchronous (streams are accepted and ignored), and a launch runs the kernel
 // at once through emu::launch (prelude.h), after checking its configuration the way the
 // driver does (an invalid one sets the error cudaGetLastError returns, and runs nothing).
+// Stream capture: between cudaStreamBeginCapture and cudaStreamEndCapture on a stream,
+// its launches, async copies and memsets are recorded instead of run (arguments as they
+// were at capture, as on a device); cudaGraphLaunch runs the recording in order.
 #pragma once
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "../prelude.h"
@@ -26,6 +30,7 @@ enum cudaError_t {
   cudaErrorInvalidConfiguration = 9,
   cudaErrorInsufficientDriver = 35,
   cudaErrorNoDevice = 100,
+  cudaErrorStreamCaptureUnsupported = 900,
 };
 typedef cudaError_t cudaError;
 enum cudaMemcpyKind {
@@ -79,8 +84,25 @@ inline size_t shared_limit(const void* kernel) {
 struct Config {
   dim3e grid, block;
   size_t smem;
-  Config(dim3e g, dim3e b, size_t s = 0, void* = nullptr) : grid(g), block(b), smem(s) {}
+  void* stream;
+  Config(dim3e g, dim3e b, size_t s = 0, void* st = nullptr) : grid(g), block(b), smem(s), stream(st) {}
 };
+// The stream being captured (one at a time) and what it recorded.
+struct Capture {
+  void* stream = nullptr;
+  std::vector<std::function<void()>> ops;
+};
+inline Capture& capture() {
+  static Capture c;
+  return c;
+}
+// Runs op now, or records it when `stream` is being captured.
+inline void run_or_record(void* stream, std::function<void()> op) {
+  if (stream && capture().stream == stream)
+    capture().ops.push_back(std::move(op));
+  else
+    op();
+}
 template <typename Fn>
 void launch_kernel(const Config& c, const void* kernel, Fn fn) {
   const unsigned long threads = 1ul * c.block.x * c.block.y * c.block.z;
@@ -89,7 +111,8 @@ void launch_kernel(const Config& c, const void* kernel, Fn fn) {
     set_error(cudaErrorInvalidConfiguration);
     return;
   }
-  launch(c.grid, c.block, c.smem, fn);
+  const Config cc = c;
+  run_or_record(c.stream, [cc, fn] { launch(cc.grid, cc.block, cc.smem, fn); });
 }
 }  // namespace emu
 
@@ -101,6 +124,7 @@ inline const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
   }
   return "cudaErrorUnknown";
 }
@@ -162,14 +186,59 @@ inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) 
   if (n) std::memmove(d, s, n);
   return cudaSuccess;
 }
-inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind k, cudaStream_t = nullptr) {
-  return cudaMemcpy(d, s, n, k);
+inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind k, cudaStream_t st = nullptr) {
+  // A device can capture copies between device buffers; the backend keeps host copies out.
+  if (st && emu::capture().stream == st && k != cudaMemcpyDeviceToDevice)
+    return emu::set_error(cudaErrorStreamCaptureUnsupported);
+  emu::run_or_record(st, [=] { cudaMemcpy(d, s, n, k); });
+  return cudaSuccess;
 }
 inline cudaError_t cudaMemset(void* d, int v, size_t n) {
   if (n) std::memset(d, v, n);
   return cudaSuccess;
 }
-inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t = nullptr) { return cudaMemset(d, v, n); }
+inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t st = nullptr) {
+  emu::run_or_record(st, [=] { cudaMemset(d, v, n); });
+  return cudaSuccess;
+}
+
+// Graphs: a capture's recording, and its executable copy.
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1 };
+struct CUgraph_st {
+  std::vector<std::function<void()>> ops;
+};
+struct CUgraphExec_st {
+  std::vector<std::function<void()>> ops;
+};
+typedef CUgraph_st* cudaGraph_t;
+typedef CUgraphExec_st* cudaGraphExec_t;
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+  if (!s || emu::capture().stream) return emu::set_error(cudaErrorInvalidValue);
+  emu::capture() = emu::Capture{s, {}};
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
+  if (emu::capture().stream != s) return emu::set_error(cudaErrorInvalidValue);
+  *g = new CUgraph_st{std::move(emu::capture().ops)};
+  emu::capture() = emu::Capture{};
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long = 0) {
+  *e = new CUgraphExec_st{g->ops};
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t) {
+  for (auto& op : e->ops) op();
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+  delete g;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+  delete e;
+  return cudaSuccess;
+}
 
 // Device-side helpers of the CUDA headers that the kernels call.
 template <typename T>
