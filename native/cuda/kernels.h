@@ -198,7 +198,8 @@ void classifier_rows(float* logits, int64_t ld, const int32_t* target, const int
                      int V, const DeviceTokenLoss* loss, const ClassifierRowOut& out,
                      cudaStream_t stream);
 // Row gather / scatter-add between (N, C) and a (m, C) chunk; the gather also into bf16
-// (nearest even).
+// (nearest even). The scatter's rows must be distinct (plain adds, no atomics), as the
+// backend's target rows are.
 void gather_rows(float* dst, const float* src, const int32_t* rows, int m, int C,
                  cudaStream_t stream);
 void gather_rows(uint16_t* dst, const float* src, const int32_t* rows, int m, int C,
