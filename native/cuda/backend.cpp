@@ -13,6 +13,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
+#include <utility>
 #include <vector>
 
 #include "cpu/kernels.h"
@@ -1009,34 +1011,37 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-AttentionKind resolve_attention(AttentionKind requested) {
-  if (requested != AttentionKind::Auto) return requested;
-  const char* env = std::getenv("SCORE_CUDA_ATTENTION");
+// The choice an environment variable names: unset or empty is the first (the default);
+// a value not among them throws InvalidArgument naming the accepted ones.
+template <typename Kind>
+Kind from_env(const char* name, std::initializer_list<std::pair<const char*, Kind>> choices) {
+  const char* env = std::getenv(name);
   const std::string v = env ? env : "";
-  if (v.empty() || v == "flash") return AttentionKind::Flash;
-  if (v == "materialising") return AttentionKind::Materialising;
-  throw Error(ErrorCode::InvalidArgument, "SCORE_CUDA_ATTENTION='" + v +
-                                              "': expected 'flash' (the default) or 'materialising'");
+  if (v.empty()) return choices.begin()->second;
+  std::string accepted;
+  for (const auto& [text, kind] : choices) {
+    if (v == text) return kind;
+    accepted += (accepted.empty() ? "'" : "' or '") + std::string(text);
+  }
+  throw Error(ErrorCode::InvalidArgument, std::string(name) + "='" + v + "': expected " + accepted +
+                                              "' (the first is the default)");
 }
 
-DecodeKind resolve_decode(DecodeKind requested) {
-  if (requested != DecodeKind::Auto) return requested;
-  const char* env = std::getenv("SCORE_CUDA_DECODE");
-  const std::string v = env ? env : "";
-  if (v.empty() || v == "eager") return DecodeKind::Eager;
-  if (v == "graph") return DecodeKind::Graph;
-  throw Error(ErrorCode::InvalidArgument,
-              "SCORE_CUDA_DECODE='" + v + "': expected 'eager' (the default) or 'graph'");
+AttentionKind resolve_attention(AttentionKind requested) {
+  if (requested != AttentionKind::Auto) return requested;
+  return from_env<AttentionKind>("SCORE_CUDA_ATTENTION", {{"flash", AttentionKind::Flash},
+                                                          {"materialising", AttentionKind::Materialising}});
 }
 
 SamplingKind resolve_sampling(SamplingKind requested) {
   if (requested != SamplingKind::Auto) return requested;
-  const char* env = std::getenv("SCORE_CUDA_SAMPLING");
-  const std::string v = env ? env : "";
-  if (v.empty() || v == "device") return SamplingKind::Device;
-  if (v == "host") return SamplingKind::Host;
-  throw Error(ErrorCode::InvalidArgument,
-              "SCORE_CUDA_SAMPLING='" + v + "': expected 'device' (the default) or 'host'");
+  return from_env<SamplingKind>("SCORE_CUDA_SAMPLING",
+                                {{"device", SamplingKind::Device}, {"host", SamplingKind::Host}});
+}
+
+DecodeKind resolve_decode(DecodeKind requested) {
+  if (requested != DecodeKind::Auto) return requested;
+  return from_env<DecodeKind>("SCORE_CUDA_DECODE", {{"eager", DecodeKind::Eager}, {"graph", DecodeKind::Graph}});
 }
 
 std::string describe_device(int index) {

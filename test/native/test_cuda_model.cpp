@@ -15,7 +15,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "check.h"
@@ -189,7 +191,9 @@ void compare_step(Arch arch, bool rl, cuda::MatmulPrecision prec, double tol, do
               worst_name.c_str());
 }
 
-GenerateResult gen(Backend& b, double temperature, int V) {
+// Three prompts, two samples each, up to 12 new tokens; top-k 50 and top-p 0.9 when
+// sampling.
+GenerateRequest request(double temperature, int eos, uint64_t seed) {
   GenerateRequest r;
   r.prompts = {{1, 2, 3}, {4}, {5, 6, 7, 8, 9}};
   r.n = 2;
@@ -197,10 +201,11 @@ GenerateResult gen(Backend& b, double temperature, int V) {
   r.temperature = temperature;
   r.top_k = temperature > 0 ? 50 : 0;
   r.top_p = temperature > 0 ? 0.9 : 1.0;
-  r.seed = 5;
-  r.eos_id = V - 1;
-  return b.generate(r);
+  r.seed = seed;
+  r.eos_id = eos;
+  return r;
 }
+GenerateResult gen(Backend& b, double temperature, int V) { return b.generate(request(temperature, V - 1, 5)); }
 
 }  // namespace
 
@@ -296,18 +301,6 @@ TEST(generate_device_sampling_matches_cpu) {
 // token is one that sequence 0 emits early, so that sequences finish at different steps
 // and the graph runs with stand-in rows.
 TEST(generate_graph_matches_eager) {
-  auto request = [](double temperature, int eos) {
-    GenerateRequest r;
-    r.prompts = {{1, 2, 3}, {4}, {5, 6, 7, 8, 9}};
-    r.n = 2;
-    r.max_new_tokens = 12;
-    r.temperature = temperature;
-    r.top_k = temperature > 0 ? 50 : 0;
-    r.top_p = temperature > 0 ? 0.9 : 1.0;
-    r.seed = 7;
-    r.eos_id = eos;
-    return r;
-  };
   struct Case {
     cuda::MatmulPrecision prec;
     bool lt;
@@ -331,9 +324,9 @@ TEST(generate_graph_matches_eager) {
       auto graph = cuda::create_backend(cfg, false, opt);
       eager->set_params(params.data());
       graph->set_params(params.data());
-      const int eos = eager->generate(request(c.temperature, -1)).tokens[0][2];
-      const GenerateResult re = eager->generate(request(c.temperature, eos));
-      const GenerateResult rg = graph->generate(request(c.temperature, eos));
+      const int eos = eager->generate(request(c.temperature, -1, 7)).tokens[0][2];
+      const GenerateResult re = eager->generate(request(c.temperature, eos, 7));
+      const GenerateResult rg = graph->generate(request(c.temperature, eos, 7));
       size_t shortest = 99, longest = 0;
       for (const auto& t : re.tokens) shortest = std::min(shortest, t.size()), longest = std::max(longest, t.size());
       CHECK(shortest < longest);  // stand-in rows were used
@@ -384,70 +377,54 @@ static void run_all(int& passed, int& failed) {
   }
 }
 
-// The switch (no device needed): SCORE_CUDA_ATTENTION picks the kernel when the
-// options say Auto; an explicit choice wins; a misspelt value is an error naming the
-// accepted ones.
-static bool check_attention_switch() {
-  const char* saved = std::getenv("SCORE_CUDA_ATTENTION");
-  const std::string keep = saved ? saved : "";
-  bool ok = true;
-  auto expect = [&](const char* env, cuda::AttentionKind want) {
-    if (env) setenv("SCORE_CUDA_ATTENTION", env, 1); else unsetenv("SCORE_CUDA_ATTENTION");
-    ok = ok && cuda::resolve_attention(cuda::AttentionKind::Auto) == want;
+// The switches (no device needed): SCORE_CUDA_ATTENTION, SCORE_CUDA_SAMPLING and
+// SCORE_CUDA_DECODE pick the kernel or mode when the options say Auto (unset or empty:
+// the default); an explicit choice wins; a misspelt value is an error naming the accepted
+// ones.
+static bool check_switches() {
+  // fn() with the variable set to value (nullptr: unset), restored after.
+  auto with_env = [](const char* name, const char* value, auto&& fn) {
+    const char* saved = std::getenv(name);
+    const std::string keep = saved ? saved : "";
+    if (value) setenv(name, value, 1); else unsetenv(name);
+    const bool r = fn();
+    if (saved) setenv(name, keep.c_str(), 1); else unsetenv(name);
+    return r;
   };
-  expect(nullptr, cuda::AttentionKind::Flash);
-  expect("", cuda::AttentionKind::Flash);
-  expect("materialising", cuda::AttentionKind::Materialising);
-  expect("flash", cuda::AttentionKind::Flash);
-  ok = ok && cuda::resolve_attention(cuda::AttentionKind::Materialising) == cuda::AttentionKind::Materialising;
-  setenv("SCORE_CUDA_ATTENTION", "flsh", 1);
-  try {
-    cuda::resolve_attention(cuda::AttentionKind::Auto);
-    ok = false;
-  } catch (const Error& e) {
-    ok = ok && e.code() == ErrorCode::InvalidArgument && std::strstr(e.what(), "flash");
-  }
-  if (saved) setenv("SCORE_CUDA_ATTENTION", keep.c_str(), 1); else unsetenv("SCORE_CUDA_ATTENTION");
-  // The same for SCORE_CUDA_SAMPLING.
-  const char* saved_s = std::getenv("SCORE_CUDA_SAMPLING");
-  const std::string keep_s = saved_s ? saved_s : "";
-  unsetenv("SCORE_CUDA_SAMPLING");
-  ok = ok && cuda::resolve_sampling(cuda::SamplingKind::Auto) == cuda::SamplingKind::Device;
-  setenv("SCORE_CUDA_SAMPLING", "host", 1);
-  ok = ok && cuda::resolve_sampling(cuda::SamplingKind::Auto) == cuda::SamplingKind::Host;
-  setenv("SCORE_CUDA_SAMPLING", "device", 1);
-  ok = ok && cuda::resolve_sampling(cuda::SamplingKind::Auto) == cuda::SamplingKind::Device;
-  ok = ok && cuda::resolve_sampling(cuda::SamplingKind::Host) == cuda::SamplingKind::Host;
-  setenv("SCORE_CUDA_SAMPLING", "gpu", 1);
-  try {
-    cuda::resolve_sampling(cuda::SamplingKind::Auto);
-    ok = false;
-  } catch (const Error& e) {
-    ok = ok && e.code() == ErrorCode::InvalidArgument && std::strstr(e.what(), "device");
-  }
-  if (saved_s) setenv("SCORE_CUDA_SAMPLING", keep_s.c_str(), 1); else unsetenv("SCORE_CUDA_SAMPLING");
-  // And for SCORE_CUDA_DECODE.
-  const char* saved_d = std::getenv("SCORE_CUDA_DECODE");
-  const std::string keep_d = saved_d ? saved_d : "";
-  unsetenv("SCORE_CUDA_DECODE");
-  ok = ok && cuda::resolve_decode(cuda::DecodeKind::Auto) == cuda::DecodeKind::Eager;
-  setenv("SCORE_CUDA_DECODE", "graph", 1);
-  ok = ok && cuda::resolve_decode(cuda::DecodeKind::Auto) == cuda::DecodeKind::Graph;
-  ok = ok && cuda::resolve_decode(cuda::DecodeKind::Eager) == cuda::DecodeKind::Eager;
-  setenv("SCORE_CUDA_DECODE", "graphs", 1);
-  try {
-    cuda::resolve_decode(cuda::DecodeKind::Auto);
-    ok = false;
-  } catch (const Error& e) {
-    ok = ok && e.code() == ErrorCode::InvalidArgument && std::strstr(e.what(), "graph");
-  }
-  if (saved_d) setenv("SCORE_CUDA_DECODE", keep_d.c_str(), 1); else unsetenv("SCORE_CUDA_DECODE");
+  // resolve(Auto) under each value gives the expected kind; a bad value is refused.
+  auto check = [&](const char* name, auto resolve, auto auto_kind, auto explicit_kind,
+                   std::initializer_list<std::pair<const char*, decltype(auto_kind)>> want,
+                   const char* bad, const char* named) {
+    bool ok = resolve(explicit_kind) == explicit_kind;
+    for (const auto& [value, kind] : want)
+      ok = ok && with_env(name, value, [&] { return resolve(auto_kind) == kind; });
+    return ok && with_env(name, bad, [&] {
+             try {
+               resolve(auto_kind);
+               return false;
+             } catch (const Error& e) {
+               return e.code() == ErrorCode::InvalidArgument && std::strstr(e.what(), named) != nullptr;
+             }
+           });
+  };
+  using cuda::AttentionKind, cuda::SamplingKind, cuda::DecodeKind;
+  const bool ok =
+      check("SCORE_CUDA_ATTENTION", cuda::resolve_attention, AttentionKind::Auto, AttentionKind::Materialising,
+            {{nullptr, AttentionKind::Flash}, {"", AttentionKind::Flash}, {"flash", AttentionKind::Flash},
+             {"materialising", AttentionKind::Materialising}},
+            "flsh", "flash") &&
+      check("SCORE_CUDA_SAMPLING", cuda::resolve_sampling, SamplingKind::Auto, SamplingKind::Host,
+            {{nullptr, SamplingKind::Device}, {"device", SamplingKind::Device}, {"host", SamplingKind::Host}},
+            "gpu", "device") &&
+      check("SCORE_CUDA_DECODE", cuda::resolve_decode, DecodeKind::Auto, DecodeKind::Eager,
+            {{nullptr, DecodeKind::Eager}, {"eager", DecodeKind::Eager}, {"graph", DecodeKind::Graph}},
+            "graf", "graph");
   std::printf("%s: SCORE_CUDA_ATTENTION, SCORE_CUDA_SAMPLING and SCORE_CUDA_DECODE switches\n", ok ? "ok  " : "FAIL");
   return ok;
 }
 
 int main() {
-  if (!check_attention_switch()) return 1;
+  if (!check_switches()) return 1;
   // The C entry point never throws: without a device it returns nullptr and says why.
   ModelConfig cfg = small_config(Arch::GPT2);
   char err[512] = {0};
