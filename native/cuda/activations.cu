@@ -1,7 +1,7 @@
 // Elementwise layers (cpu twins: native/cpu/gelu.cpp, native/cpu/swiglu.cpp) and the
 // residual add. Same float formulas as the CPU: GELU-tanh as x / (1 + exp(-2u)).
-#include <algorithm>
 
+#include "cuda/columns.cuh"
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 #include "cuda/vec.cuh"
@@ -43,53 +43,29 @@ __global__ void gelu_forward_kernel(float* out, uint16_t* out16, const float* in
 }
 
 // GELU backward over (N, F) rows, with the column sums of dinp (the bias gradient of the
-// linear layer that produced inp) added into dbias (nullable). Block: 32 lanes x 8 row
-// walkers over 128 columns (4 per lane: 16-byte loads when VEC) and one slice of `rows`
-// rows (blockIdx.y); the walkers' sums meet in shared memory, the slices' in atomics
-// (the order and slicing of bias_grad_kernel in matmul.cu, which this replaces for the
-// MLP's first layer: one pass over the (N, F) gradient instead of two).
+// linear layer that produced inp) added into dbias (nullable) in the same pass
+// (columns.cuh); 16-byte loads when VEC.
 template <bool VEC>
-__global__ void gelu_backward_kernel(float* dinp, uint16_t* dinp16, float* dbias, const float* inp,
-                                     const float* dout, int N, int F, int rows) {
+__global__ void __launch_bounds__(kColumnThreads)
+    gelu_backward_kernel(float* dinp, uint16_t* dinp16, float* dbias, const float* inp,
+                         const float* dout, int N, int F, int rows) {
   __shared__ float4 part[8][32];
-  const int lane = threadIdx.x % 32, y = threadIdx.x / 32;
-  const int c = (blockIdx.x * 32 + lane) * 4;
-  const int n0 = blockIdx.y * rows, n1 = min(N, n0 + rows);
-  float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
-  if (c < F)
-    for (int n = n0 + y; n < n1; n += 8) {
-      const int64_t at = static_cast<int64_t>(n) * F + c;
-      if (VEC) {
-        const float4 x = *reinterpret_cast<const float4*>(inp + at);
-        const float4 d = *reinterpret_cast<const float4*>(dout + at);
-        const float4 g = make_float4(gelu_grad(x.x, d.x), gelu_grad(x.y, d.y), gelu_grad(x.z, d.z),
-                                     gelu_grad(x.w, d.w));
-        put4(dinp, dinp16, at / 4, g);
-        sum.x += g.x, sum.y += g.y, sum.z += g.z, sum.w += g.w;
-      } else {
-        float g[4] = {0.f, 0.f, 0.f, 0.f};
-        for (int e = 0; e < 4 && c + e < F; e++) {
-          g[e] = gelu_grad(inp[at + e], dout[at + e]);
-          put(dinp, dinp16, at + e, g[e]);
-        }
-        sum.x += g[0], sum.y += g[1], sum.z += g[2], sum.w += g[3];
-      }
+  walk_columns(part, N, F, F, rows, dbias, [&](int64_t at, int cnt) {
+    if (VEC) {  // cnt is 4: F % 4 == 0
+      const float4 x = *reinterpret_cast<const float4*>(inp + at);
+      const float4 d = *reinterpret_cast<const float4*>(dout + at);
+      const float4 g = make_float4(gelu_grad(x.x, d.x), gelu_grad(x.y, d.y), gelu_grad(x.z, d.z),
+                                   gelu_grad(x.w, d.w));
+      put4(dinp, dinp16, at / 4, g);
+      return g;
     }
-  if (!dbias) return;
-  part[y][lane] = sum;
-  __syncthreads();
-  if (y != 0 || c >= F) return;
-  for (int k = 1; k < 8; k++) {
-    const float4 p = part[k][lane];
-    sum.x += p.x, sum.y += p.y, sum.z += p.z, sum.w += p.w;
-  }
-  const float t[4] = {sum.x, sum.y, sum.z, sum.w};
-  for (int e = 0; e < 4 && c + e < F; e++) {
-    if (gridDim.y == 1)
-      dbias[c + e] += t[e];
-    else
-      atomicAdd(dbias + c + e, t[e]);
-  }
+    float g[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int e = 0; e < cnt; e++) {
+      g[e] = gelu_grad(inp[at + e], dout[at + e]);
+      put(dinp, dinp16, at + e, g[e]);
+    }
+    return make_float4(g[0], g[1], g[2], g[3]);
+  });
 }
 
 // inp (N, 2F) = [gate | up]; out (N, F).
@@ -135,13 +111,12 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int N, int 
   if (N == 0 || F == 0) return;
   const bool vec = F % 4 == 0 && aligned(dinp, 16) && aligned(dinp16, 8) && aligned(inp, 16) &&
                    aligned(dout, 16);
-  // Slices of 256 rows, at most 65535 of them (the grid's y limit), as bias_grad_kernel.
-  const int rows = std::max(256, ceil_div(N, 65535));
-  const dim3 grid(ceil_div(F, 128), ceil_div(N, rows));
+  const dim3 grid = column_grid(N, F);
+  const int rows = column_rows(N);
   if (vec)
-    gelu_backward_kernel<true><<<grid, 256, 0, stream>>>(dinp, dinp16, dbias, inp, dout, N, F, rows);
+    gelu_backward_kernel<true><<<grid, kColumnThreads, 0, stream>>>(dinp, dinp16, dbias, inp, dout, N, F, rows);
   else
-    gelu_backward_kernel<false><<<grid, 256, 0, stream>>>(dinp, dinp16, dbias, inp, dout, N, F, rows);
+    gelu_backward_kernel<false><<<grid, kColumnThreads, 0, stream>>>(dinp, dinp16, dbias, inp, dout, N, F, rows);
   SCORE_CUDA_LAUNCH_CHECK();
 }
 void swiglu_forward(float* out, const float* inp, int N, int Fd, cudaStream_t stream, uint16_t* out16) {

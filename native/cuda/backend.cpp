@@ -577,9 +577,10 @@ class CudaBackend final : public Backend {
         attention_backward(dqkv_, datt_, datty_, a.qkv, a.att, B, T, H, KVH, hd, pr, s);
       if (!gpt2)
         rope_backward(dqkv_, d_pos_, rope_cos_.get(), rope_sin_.get(), N, QKV, H, KVH, hd, s);
-      if (g16.qkv) to_bf16(g16.qkv, dqkv_, N, QKV, QKV, s);
-      matmul_backward(dln_, G(o.qkv_w), G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C, QKV, pr, s,
-                      lt_.get(), 0, W16(o.qkv_w), a16.ln1, true, g16.qkv);
+      // The qkv gradient's bf16 copy, with its bias gradient summed in the same pass.
+      if (g16.qkv) to_bf16(g16.qkv, dqkv_, N, QKV, QKV, s, G(o.qkv_b));
+      matmul_backward(dln_, G(o.qkv_w), g16.qkv ? nullptr : G(o.qkv_b), dqkv_, a.ln1, P(o.qkv_w), N, C,
+                      QKV, pr, s, lt_.get(), 0, W16(o.qkv_w), a16.ln1, true, g16.qkv);
       // The residual gradient below layer 0 goes to the embeddings (float32) only.
       uint16_t* res16 = l > 0 ? g16.res : nullptr;
       if (gpt2)

@@ -90,9 +90,10 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
                      const uint16_t* weight16 = nullptr, const uint16_t* inp16 = nullptr,
                      bool dinp_overwrite = false, const uint16_t* dout16 = nullptr);
 // dst (rows, cols; row stride ld) = src rounded to bf16 (nearest even; bit patterns), the
-// columns past cols untouched.
+// columns past cols untouched; with colsum (cols), src's column sums are added into it in
+// the same pass (a bias gradient from the output gradient being converted).
 void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld,
-             cudaStream_t stream);
+             cudaStream_t stream, float* colsum = nullptr);
 
 // ---- embedding.cu ----
 void embedding_forward(float* out, const int32_t* tokens, const int32_t* pos, const float* wte,

@@ -1,7 +1,9 @@
 // A linear layer with weight (OC, IC) on top of gemm.cu: the three products are
-// one kernel with different operand layouts; the bias gradient is a column sum.
+// one kernel with different operand layouts; the bias gradient is a column sum
+// (columns.cuh).
 #include <algorithm>
 
+#include "cuda/columns.cuh"
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 #include "cuda/vec.cuh"
@@ -9,31 +11,40 @@
 namespace score::cuda {
 namespace {
 
-// dbias (OC) += column sums of dout (N, OC; row stride ld). Block: 32 columns x 8
-// row-walkers over one slice of `rows` rows (blockIdx.y). One block per column strip
-// would leave most SMs idle (24 blocks at OC = 768), each warp walking N / 8 rows one
-// memory latency after another; slices fill the card, and their partial sums meet in
-// float atomics, so the summation order (not the set of terms) varies from run to run
-// when N > rows.
-constexpr int kBiasRows = 256;
-__global__ void bias_grad_kernel(float* dbias, const float* dout, int N, int OC, int64_t ld,
-                                 int rows) {
-  __shared__ float part[8][33];
-  const int lane = threadIdx.x % 32, y = threadIdx.x / 32;
-  const int c = blockIdx.x * 32 + lane;
-  const int n0 = blockIdx.y * rows, n1 = min(N, n0 + rows);
-  float s = 0.f;
-  if (c < OC)
-    for (int n = n0 + y; n < n1; n += 8) s += dout[n * ld + c];
-  part[y][lane] = s;
-  __syncthreads();
-  if (y == 0 && c < OC) {
-    for (int k = 1; k < 8; k++) s += part[k][lane];
-    if (gridDim.y == 1)
-      dbias[c] += s;
-    else
-      atomicAdd(dbias + c, s);
-  }
+// One pass over src (N, F; row stride ld): its bf16 copy into dst16 (nullable; same
+// strides) and its column sums added into colsum (nullable): a bias gradient, alone or
+// with the conversion of the output gradient it is summed from (columns.cuh). 16-byte
+// loads when VEC.
+template <bool VEC>
+__global__ void __launch_bounds__(kColumnThreads)
+    column_pass_kernel(uint16_t* dst16, float* colsum, const float* src, int N, int F, int64_t ld,
+                       int rows) {
+  __shared__ float4 part[8][32];
+  walk_columns(part, N, F, ld, rows, colsum, [&](int64_t at, int cnt) {
+    if (VEC) {  // cnt is 4: F % 4 == 0
+      const float4 v = *reinterpret_cast<const float4*>(src + at);
+      if (dst16) *reinterpret_cast<uint2*>(dst16 + at) = bf16x4(v);
+      return v;
+    }
+    float v[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int e = 0; e < cnt; e++) {
+      v[e] = src[at + e];
+      if (dst16) dst16[at + e] = static_cast<uint16_t>(bf16_bits(v[e]));
+    }
+    return make_float4(v[0], v[1], v[2], v[3]);
+  });
+}
+
+void column_pass(uint16_t* dst16, float* colsum, const float* src, int N, int F, int64_t ld,
+                 cudaStream_t stream) {
+  if (N == 0 || F == 0) return;  // nothing to add (and an empty grid is a launch error)
+  const bool vec = F % 4 == 0 && ld % 4 == 0 && aligned(src, 16) && aligned(dst16, 8);
+  const dim3 grid = column_grid(N, F);
+  if (vec)
+    column_pass_kernel<true><<<grid, kColumnThreads, 0, stream>>>(dst16, colsum, src, N, F, ld, column_rows(N));
+  else
+    column_pass_kernel<false><<<grid, kColumnThreads, 0, stream>>>(dst16, colsum, src, N, F, ld, column_rows(N));
+  SCORE_CUDA_LAUNCH_CHECK();
 }
 
 // out (N, OC; row stride ld) += bias, broadcast over rows.
@@ -85,8 +96,12 @@ const uint16_t* converted(LtMatmul* lt, int slot, const float* src, int rows, in
 }  // namespace
 
 void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld,
-             cudaStream_t stream) {
+             cudaStream_t stream, float* colsum) {
   if (rows == 0 || cols == 0) return;
+  if (colsum) {
+    column_pass(dst, colsum, src, static_cast<int>(rows), static_cast<int>(cols), ld, stream);
+    return;
+  }
   const bool vec = cols % 4 == 0 && ld % 4 == 0 && aligned(src, 16) && aligned(dst, 8);
   const int64_t n = rows * (vec ? cols / 4 : cols);
   const int blocks = static_cast<int>(std::min<int64_t>(ceil_div(n, int64_t(256)), 8192));
@@ -142,14 +157,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     if (dout16) g.A16 = dout16, g.B16 = inp16 ? inp16 : lt ? converted(lt, 1, inp, N, IC, IC, stream) : nullptr;
     run(g, prec, stream, lt);
   }
-  if (dbias && N > 0) {  // no rows: nothing to add (and an empty grid is a launch error)
-    // At most 65535 slices (the grid's y limit): rows per slice grow past kBiasRows only
-    // beyond 16 M rows.
-    const int rows = std::max(kBiasRows, ceil_div(N, 65535));
-    bias_grad_kernel<<<dim3(ceil_div(OC, 32), ceil_div(N, rows)), 256, 0, stream>>>(dbias, dout, N,
-                                                                                   OC, ldo, rows);
-    SCORE_CUDA_LAUNCH_CHECK();
-  }
+  if (dbias) column_pass(nullptr, dbias, dout, N, OC, ldo, stream);
 }
 
 }  // namespace score::cuda

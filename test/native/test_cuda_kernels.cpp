@@ -883,6 +883,36 @@ TEST(to_bf16) {
     CHECK(bad == 0);
     CHECK(touched == 0);
     CHECK(got[0] == 0x3F80);  // 1.0
+    // With the column sums (a bias gradient) in the same pass: the same bits, and colsum
+    // += the sums, as GELU backward's bias gradient (1e-4 + 1e-5 against double sums).
+    const auto c0 = randn(cols, rng);
+    std::vector<float> sums(cols);
+    for (int c = 0; c < cols; c++) {
+      double t = c0[c];
+      for (int r = 0; r < rows; r++) t += src[size_t(r) * ld + c];
+      sums[c] = float(t);
+    }
+    Dev<uint16_t> D2(std::vector<uint16_t>(size_t(rows) * ld, 0xABCD));
+    Dev<float> CS(c0);
+    cu::to_bf16(D2.p, S.p, rows, cols, ld, nullptr, CS.p);
+    CHECK(D2.down() == got);
+    CHECK_ALL(CS.down(), sums, 1e-4, 1e-5);
+  }
+  // 600 rows: three row slices meeting in atomics, 16-byte and element paths.
+  for (int cols : {128, 131}) {
+    const int rows = 600;
+    const auto src = randn(size_t(rows) * cols, rng), c0 = randn(cols, rng);
+    std::vector<float> sums(cols);
+    for (int c = 0; c < cols; c++) {
+      double t = c0[c];
+      for (int r = 0; r < rows; r++) t += src[size_t(r) * cols + c];
+      sums[c] = float(t);
+    }
+    Dev<float> S(src), CS(c0);
+    Dev<uint16_t> D(size_t(rows) * cols);
+    cu::to_bf16(D.p, S.p, rows, cols, cols, nullptr, CS.p);
+    CHECK(D.down() == bf16_bits_of(src));
+    CHECK_ALL(CS.down(), sums, 1e-4, 1e-5);
   }
 }
 
