@@ -732,18 +732,15 @@ TEST(classifier_rows_rl_loss) {
         // The bf16 dlogits: the float ones rounded to nearest even, bit for bit; the
         // padding untouched.
         const auto g16 = L16.down();
+        const auto want16 = bf16_bits_of(got);  // (m, V)
         int bad16 = 0, pad16 = 0;
         for (int r = 0; r < m; r++)
           for (int v = 0; v < ld; v++) {
             const uint16_t h = g16[size_t(r) * ld + v];
-            if (v >= V) {
+            if (v >= V)
               pad16 += h != 0xABCD;
-              continue;
-            }
-            const float f = bf16_round(got[size_t(r) * V + v]);
-            uint32_t u;
-            std::memcpy(&u, &f, 4);
-            bad16 += h != (u >> 16);
+            else
+              bad16 += h != want16[size_t(r) * V + v];
           }
         CHECK(bad16 == 0);
         CHECK(pad16 == 0);
@@ -866,19 +863,15 @@ TEST(to_bf16) {
     Dev<float> S(src);
     Dev<uint16_t> D(std::vector<uint16_t>(size_t(rows) * ld, 0xABCD));
     cu::to_bf16(D.p, S.p, rows, cols, ld, nullptr);
-    const auto got = D.down();
+    const auto got = D.down(), want = bf16_bits_of(src);
     int bad = 0, touched = 0;
     for (int r = 0; r < rows; r++)
       for (int c = 0; c < ld; c++) {
         const size_t i = size_t(r) * ld + c;
-        if (c >= cols) {
+        if (c >= cols)
           touched += got[i] != 0xABCD;
-          continue;
-        }
-        uint32_t u;
-        const float want = bf16_round(src[i]);
-        std::memcpy(&u, &want, 4);
-        bad += got[i] != (u >> 16);
+        else
+          bad += got[i] != want[i];
       }
     CHECK(bad == 0);
     CHECK(touched == 0);
@@ -959,15 +952,7 @@ TEST(adamw_and_norm) {
   CHECK_ALL(got, p, 1e-7, 1e-6);
   CHECK_ALL(M.down(), m, 1e-8, 1e-6);
   CHECK_ALL(Vd.down(), v, 1e-9, 1e-6);
-  const auto p16 = P16.down();
-  int bad = 0;
-  for (size_t i = 0; i < n; i++) {
-    const float r = bf16_round(got[i]);
-    uint32_t u;
-    std::memcpy(&u, &r, 4);
-    bad += p16[i] != (u >> 16);
-  }
-  CHECK(bad == 0);  // the device's own updated parameters, rounded to nearest even
+  CHECK(P16.down() == bf16_bits_of(got));  // the device's own updated parameters, rounded to nearest even
   // Unaligned (an offset of one float): the element path gives the same update.
   auto p2 = randn(n, rng), m2 = randn(n, rng, 0.1), v2 = randn(n, rng, 0.1);
   for (auto& x : v2) x = x * x;
