@@ -660,7 +660,8 @@ class CudaBackend final : public Backend {
     const auto pr = opt_.matmul;
     cudaStream_t s = stream_;
     const size_t N = n, Hf = gpt2 ? Fd : 2 * Fd;
-    const size_t sizes[9] = {N * C, N * C, N, N, N * QKV, N * Q, N * C, N * Hf, N * Fd};
+    const size_t f32 = bf16() ? 0 : 1;  // atty, act: in bf16 precision only their bf16 copies
+    const size_t sizes[9] = {N * C, N * C, N, N, N * QKV, f32 * N * Q, N * C, N * Hf, f32 * N * Fd};
     size_t total = 0;
     for (size_t z : sizes) total += (z + 63) / 64 * 64;
     float* base = dec_.ensure(total);
@@ -680,7 +681,7 @@ class CudaBackend final : public Backend {
       atty16 = ln16 + nc;
       act16 = atty16 + nq;
     }
-    float* ln = ln16 ? nullptr : d.ln;
+    float* ln = ln16 ? nullptr : d.ln;  // d.ln itself stays: the final norm's output
     float* atty = atty16 ? nullptr : d.atty;
     float* act = act16 ? nullptr : d.act;
     const size_t per_layer = static_cast<size_t>(kv_slots_) * KVH * len * hd;
