@@ -90,7 +90,7 @@ void bench_gemm() {
   };
   std::unique_ptr<cu::LtMatmul> lt = cu::LtMatmul::create();
   // TFLOP/s of 20 runs of `run` after a warm-up (events on the default stream).
-  auto time = [](const Shape& s, auto&& run) {
+  auto tflops = [](const Shape& s, auto&& run) {
     run();
     SCORE_CUDA_CHECK(cudaDeviceSynchronize());
     cudaEvent_t e0, e1;
@@ -120,10 +120,10 @@ void bench_gemm() {
     g.C = C.get(), g.ldc = s.N, g.M = s.M, g.N = s.N, g.K = s.K;
     g.accumulate = !s.ak;  // the weight-gradient form accumulates (and may split K)
     std::printf("RESULT gemm_%s_tflops %.1f\n", s.name,
-                time(s, [&] { cu::gemm(g, cu::MatmulPrecision::BF16, nullptr); }));
+                tflops(s, [&] { cu::gemm(g, cu::MatmulPrecision::BF16, nullptr); }));
     std::fflush(stdout);
     if (lt && lt->run(g, nullptr))  // the same product through cuBLASLt (an odd N: split)
-      std::printf("RESULT gemm_%s_lt_tflops %.1f\n", s.name, time(s, [&] { lt->run(g, nullptr); }));
+      std::printf("RESULT gemm_%s_lt_tflops %.1f\n", s.name, tflops(s, [&] { lt->run(g, nullptr); }));
   }
 }
 
