@@ -217,18 +217,34 @@ class CudaBackend final : public Backend {
         SCORE_CUDA_CHECK(cudaMemsetAsync(m_.get(), 0, m_.bytes(), stream_));
         SCORE_CUDA_CHECK(cudaMemsetAsync(v_.get(), 0, v_.bytes(), stream_));
       }
-      StepStats st;
+      if (!adamw_chunks_.get()) {
+        // The layout's chunks (one block each), made once: one launch updates every tensor.
+        std::vector<AdamWTensor> ts;
+        for (const TensorSpec& t : layout_.tensors()) ts.push_back({t.offset, t.numel, t.decay});
+        const std::vector<AdamWChunk> chunks = adamw_chunks(ts);
+        upload(adamw_chunks_.ensure(chunks.size()), chunks.data(), chunks.size(), stream_);
+        n_adamw_chunks_ = static_cast<int>(chunks.size());
+      }
+      // The norm, the clipping and a poisoned step's skip all happen on the device (the
+      // update reads the sum of squares), so the host waits once, at the end.
       double* d = norm_.ensure(1);
       SCORE_CUDA_CHECK(cudaMemsetAsync(d, 0, sizeof(double), stream_));
       sum_squares(d, grads_.get(), n, stream_);
+      // The bf16 copy (once W16 has made one) is written by the update itself: every
+      // tensor is updated, so afterwards it is current.
+      uint16_t* p16 = params16_.get();
+      const AdamWHyper h{opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay,
+                         opt.max_grad_norm, static_cast<int>(step_ + 1)};
+      adamw_update(adamw_chunks_.get(), n_adamw_chunks_, params_.get(), grads_.get(), m_.get(),
+                   v_.get(), p16, d, h, stream_);
+      zero_grads_async();
       double ss = 0;
       download(&ss, d, 1, stream_);
       sync();
+      StepStats st;
       st.grad_norm = std::sqrt(ss);
       if (!std::isfinite(st.grad_norm)) {
-        // A poisoned step: weights and moments untouched, gradients dropped (as on the CPU).
-        zero_grads_async();
-        sync();
+        // A poisoned step: the update wrote nothing, the gradients are dropped (as on the CPU).
         st.skipped = true;
         st.step = step_;
         return st;
@@ -236,17 +252,7 @@ class CudaBackend final : public Backend {
       if (opt.max_grad_norm > 0 && st.grad_norm > opt.max_grad_norm)
         st.clip_scale = opt.max_grad_norm / (st.grad_norm + 1e-6);
       step_++;
-      // The bf16 copy (once W16 has made one) is written by the update itself: every
-      // tensor is updated, so afterwards it is current.
-      uint16_t* p16 = params16_.get();
-      for (const TensorSpec& t : layout_.tensors())
-        adamw_update(params_.get() + t.offset, grads_.get() + t.offset, m_.get() + t.offset,
-                     v_.get() + t.offset, t.numel, opt.lr, opt.beta1, opt.beta2, opt.eps,
-                     t.decay ? opt.weight_decay : 0.0f, static_cast<int>(step_),
-                     static_cast<float>(st.clip_scale), stream_, p16 ? p16 + t.offset : nullptr);
       params16_stale_ = p16 == nullptr;
-      zero_grads_async();
-      sync();
       st.step = step_;
       return st;
     });
@@ -970,6 +976,8 @@ class CudaBackend final : public Backend {
   int64_t step_ = 0;
   DeviceBuffer<float> rope_cos_, rope_sin_;     // (maxT, hd/2)
   DeviceBuffer<double> norm_;
+  DeviceBuffer<AdamWChunk> adamw_chunks_;  // (n_adamw_chunks_) the layout cut into blocks' work
+  int n_adamw_chunks_ = 0;
 
   // Last forward's batch and activations.
   int B_ = 0, T_ = 0;

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace score::cuda {
 
@@ -216,10 +217,31 @@ void greedy_rows(int32_t* token, float* logp, const float* logits, int m, int V,
 // ---- adamw.cu ----
 // *out (one double on the device) += sum of squares of x (n).
 void sum_squares(double* out, const float* x, size_t n, cudaStream_t stream);
-// params16 (nullable): the updated parameters also in bf16 (nearest even), the copy the
-// products on cuBLASLt read (no separate conversion after the step).
-void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, int t,
-                  float grad_scale, cudaStream_t stream, uint16_t* params16 = nullptr);
+// AdamW over every tensor of the flat buffers in one launch: one block per chunk, a piece
+// of at most kAdamWChunk elements of one tensor. The chunks of a layout are made once
+// (adamw_chunks) and kept on the device.
+struct AdamWTensor {
+  size_t offset, numel;
+  bool decay;  // weight decay applies
+};
+struct AdamWChunk {
+  size_t offset;
+  uint32_t n, decay;
+};
+constexpr size_t kAdamWChunk = 16384;
+std::vector<AdamWChunk> adamw_chunks(const std::vector<AdamWTensor>& tensors);
+struct AdamWHyper {
+  float lr, beta1, beta2, eps, weight_decay;
+  double max_grad_norm;  // <= 0: no clipping
+  int t;                 // the step count after this step (bias corrections)
+};
+// sumsq: the gradients' sum of squares on the device (sum_squares), read by the kernel so
+// the host need not wait for it. Non-finite: nothing is written (a poisoned step). Over
+// max_grad_norm^2: the gradients are scaled by max_grad_norm / (norm + 1e-6), as on the
+// CPU. params16 (nullable): the updated parameters also in bf16 (nearest even), the copy
+// the products read (no separate conversion after the step).
+void adamw_update(const AdamWChunk* chunks, int nchunks, float* params, const float* grads,
+                  float* m, float* v, uint16_t* params16, const double* sumsq,
+                  const AdamWHyper& h, cudaStream_t stream);
 
 }  // namespace score::cuda

@@ -933,34 +933,55 @@ TEST(gather_and_scatter_rows) {
   CHECK_ALL(D.down(), added, 0.0, 0.0);  // one float add each
 }
 
-TEST(adamw_and_norm) {
+TEST(sum_squares) {
   Rng rng(g_seed + 10);
   const size_t n = 100003;
-  auto p = randn(n, rng), g = randn(n, rng), m = randn(n, rng, 0.1), v = randn(n, rng, 0.1);
-  for (auto& x : v) x = x * x;
-  const double ss = cpu::sum_squares(g.data(), n);
-  Dev<float> P(p), Gd(g), M(m), Vd(v);
+  const auto g = randn(n, rng);
+  Dev<float> Gd(g);
   Dev<double> SS(std::vector<double>{0.0});
   cu::sum_squares(SS.p, Gd.p, n, nullptr);
-  CHECK_NEAR(SS.down()[0], ss, 0.0, 1e-12);  // double sums, different order
-  cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.7f);
-  // With the bf16 copy of the new parameters (16-byte groups, then the n % 4 tail).
-  Dev<uint16_t> P16(n);
-  cu::adamw_update(P.p, Gd.p, M.p, Vd.p, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.7f, nullptr, P16.p);
-  // The same float expression; the CPU may fuse multiply-adds (AVX-512): a few ulps.
-  const auto got = P.down();
-  CHECK_ALL(got, p, 1e-7, 1e-6);
-  CHECK_ALL(M.down(), m, 1e-8, 1e-6);
-  CHECK_ALL(Vd.down(), v, 1e-9, 1e-6);
-  CHECK(P16.down() == bf16_bits_of(got));  // the device's own updated parameters, rounded to nearest even
-  // Unaligned (an offset of one float): the element path gives the same update.
-  auto p2 = randn(n, rng), m2 = randn(n, rng, 0.1), v2 = randn(n, rng, 0.1);
-  for (auto& x : v2) x = x * x;
-  Dev<float> P2(p2), M2(m2), V2(v2);
-  cu::adamw_update(P2.p + 1, Gd.p + 1, M2.p + 1, V2.p + 1, n - 1, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f, 1, 1.0f, nullptr);
-  cpu::adamw_update(p2.data() + 1, g.data() + 1, m2.data() + 1, v2.data() + 1, n - 1, 1e-3f, 0.9f, 0.95f, 1e-8f,
-                    0.0f, 1, 1.0f);
-  CHECK_ALL(P2.down(), p2, 1e-7, 1e-6);
+  CHECK_NEAR(SS.down()[0], cpu::sum_squares(g.data(), n), 0.0, 1e-12);  // double sums, different order
+}
+
+// One launch over four tensors of one flat buffer, against the CPU's update per tensor:
+// with weight decay over three chunks and a tail, without at an odd offset (the element
+// path), with over two chunks, without at the end. The gradient scale comes from the sum of
+// squares on the device: no clipping (norm 2 under 5), clipping (6: a scale of 0.83), and
+// a poisoned (non-finite) norm.
+TEST(adamw_one_launch) {
+  Rng rng(g_seed + 11);
+  const std::vector<cu::AdamWTensor> ts = {
+      {0, 3 * cu::kAdamWChunk + 3, true}, {49155, 5, false}, {49160, 20001, true}, {69161, 3, false}};
+  const size_t n = 69164;
+  const std::vector<cu::AdamWChunk> chunks = cu::adamw_chunks(ts);
+  CHECK(chunks.size() == 4 + 1 + 2 + 1);
+  Dev<cu::AdamWChunk> CH(chunks);
+  for (const double sumsq : {4.0, 36.0, double(NAN), double(INFINITY)}) {
+    auto p = randn(n, rng), g = randn(n, rng), m = randn(n, rng, 0.1), v = randn(n, rng, 0.1);
+    for (auto& x : v) x = x * x;
+    Dev<float> P(p), Gd(g), M(m), Vd(v);
+    Dev<uint16_t> P16(n);
+    Dev<double> SS(std::vector<double>{sumsq});
+    const auto p16_before = P16.down();
+    const cu::AdamWHyper h{1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 5.0, 3};
+    cu::adamw_update(CH.p, int(chunks.size()), P.p, Gd.p, M.p, Vd.p, P16.p, SS.p, h, nullptr);
+    const double norm = std::sqrt(sumsq);
+    if (!std::isfinite(norm)) {  // nothing written
+      CHECK(P.down() == p && M.down() == m && Vd.down() == v && P16.down() == p16_before);
+      continue;
+    }
+    const float scale = norm > h.max_grad_norm ? float(h.max_grad_norm / (norm + 1e-6)) : 1.0f;
+    for (const cu::AdamWTensor& t : ts)
+      cpu::adamw_update(p.data() + t.offset, g.data() + t.offset, m.data() + t.offset,
+                        v.data() + t.offset, t.numel, h.lr, h.beta1, h.beta2, h.eps,
+                        t.decay ? h.weight_decay : 0.0f, h.t, scale);
+    // The same float expression; the CPU may fuse multiply-adds (AVX-512): a few ulps.
+    const auto got = P.down();
+    CHECK_ALL(got, p, 1e-7, 1e-6);
+    CHECK_ALL(M.down(), m, 1e-8, 1e-6);
+    CHECK_ALL(Vd.down(), v, 1e-9, 1e-6);
+    CHECK(P16.down() == bf16_bits_of(got));  // the device's own updated parameters, rounded to nearest even
+  }
 }
 
 int main() {

@@ -346,6 +346,48 @@ TEST(generate_graph_matches_eager) {
     }
 }
 
+// A non-finite gradient norm skips the step on the device, as on the CPU: weights, their
+// bf16 copy and the moments untouched, the step count kept, the gradients dropped (the
+// next step's norm is the clean one's).
+TEST(poisoned_step_skipped) {
+  for (auto prec : {cuda::MatmulPrecision::FP32, cuda::MatmulPrecision::BF16}) {
+    const ModelConfig cfg = small_config(Arch::GPT2);
+    Pair p = make_pair(cfg, prec, 51);
+    Data d = make_data(cfg.vocab_size, 52);
+    TokenBatch b{d.tokens.data(), d.lengths.data(), d.B, d.T};
+    const size_t S = size_t(d.B) * (d.T - 1);
+    std::vector<float> before(S), after(S);
+    p.gpu->logprobs(b, before.data(), nullptr);
+    std::vector<float> poisoned = d.weight;
+    poisoned[3] = NAN;
+    TokenLoss l;
+    l.weight = poisoned.data();
+    l.norm = 17;
+    AdamWConfig opt;
+    opt.lr = 1e-2f, opt.weight_decay = 0.1f, opt.max_grad_norm = 1.0f;
+    p.gpu->loss_backward(b, l);
+    const StepStats bad = p.gpu->optimizer_step(opt);
+    CHECK(bad.skipped && bad.step == 0 && !std::isfinite(bad.grad_norm));
+    std::vector<float> w(p.params.size());
+    p.gpu->get_params(w.data());
+    CHECK(w == p.params);
+    p.gpu->logprobs(b, after.data(), nullptr);
+    CHECK(after == before);  // the products' bf16 weights too
+    l.weight = d.weight.data();
+    p.cpu->loss_backward(b, l);
+    p.gpu->loss_backward(b, l);
+    const StepStats tc = p.cpu->optimizer_step(opt), tg = p.gpu->optimizer_step(opt);
+    CHECK(!tg.skipped && tg.step == 1);
+    // compare_step's tolerances: fp32 the CPU's sums in another order, bf16 the rounding.
+    const double tol = prec == cuda::MatmulPrecision::FP32 ? 1e-3 : 8e-2;
+    CHECK_NEAR(tg.grad_norm, tc.grad_norm, 0.0, tol);
+    CHECK_NEAR(tg.clip_scale, tc.clip_scale, 0.0, tol);
+    std::printf("  %s: poisoned step skipped; next |g| %.6f vs %.6f, clip %.6f vs %.6f\n",
+                prec == cuda::MatmulPrecision::BF16 ? "bf16" : "fp32", tg.grad_norm, tc.grad_norm,
+                tg.clip_scale, tc.clip_scale);
+  }
+}
+
 TEST(clone_and_optimizer_state) {
   const ModelConfig cfg = small_config(Arch::Llama);
   Pair p = make_pair(cfg, cuda::MatmulPrecision::FP32, 41);
