@@ -24,9 +24,10 @@
 // Per tile it recomputes S^T and P^T = exp(scale K Q^T - lse) for its keys, and
 //   dV += P^T dO,  dP^T = V dO^T,  dS^T = scale P^T (dP^T - delta),  dK += dS^T Q,
 //   dQ += dS K  (added atomically: every key tile of the row contributes),
-// where delta = rowsum(dO * O) (a small kernel first) equals rowsum(P * dP), the term of
-// the softmax backward. dK and dV of a key tile are summed over the whole kv group in
-// registers and written once, so no two blocks write the same dK/dV element.
+// where delta = rowsum(dO * O) (a small kernel first, which also clears dQ) equals
+// rowsum(P * dP), the term of the softmax backward. dK and dV of a key tile are summed
+// over the whole kv group in registers and written once, so no two blocks write the same
+// dK/dV element, and nothing needs zeroing before backward.
 //
 // Warps: each warp owns 16 rows of the block's tile (query rows in forward, key rows in
 // backward) and computes 16 x n products in the register layout of the tensor-core
@@ -414,20 +415,26 @@ __global__ void __launch_bounds__(Tile<E>::W * 32, forward_min_blocks<E, D>())
 }
 
 // delta (b, h, t) = sum_d dout * out over the head's hd columns; one warp per (b, t, h).
-// Row (b*T + t)*H + h of the (B*T*H, hd) view of out / dout.
-__global__ void flash_delta_kernel(float* delta, const float* out, const float* dout, int B, int T,
-                                   int H, int hd) {
+// Row (b*T + t)*H + h of the (B*T*H, hd) view of out / dout. The same warp clears that
+// row's dQ (the hd columns of head h in row b*T + t of dqkv, (B*T, QKV)), which the
+// backward kernel then accumulates atomically: no separate zeroing pass over dqkv.
+__global__ void flash_delta_kernel(float* delta, float* dqkv, const float* out, const float* dout,
+                                   int B, int T, int H, int QKV, int hd) {
   const int64_t row = blockIdx.x * 8LL + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
   if (row >= static_cast<int64_t>(B) * T * H) return;
   const float* o = out + row * hd;
   const float* d = dout + row * hd;
+  const int h = static_cast<int>(row % H);
+  const int64_t bt = row / H;  // b*T + t
+  float* dq = dqkv + bt * QKV + h * hd;
   float s = 0.f;
-  for (int i = lane; i < hd; i += 32) s = fmaf(o[i], d[i], s);
+  for (int i = lane; i < hd; i += 32) {
+    s = fmaf(o[i], d[i], s);
+    dq[i] = 0.f;
+  }
   s = warp_sum(s);
   if (lane == 0) {
-    const int h = static_cast<int>(row % H);
-    const int64_t bt = row / H;  // b*T + t
     const int64_t b = bt / T, tt = bt % T;
     delta[(b * H + h) * T + tt] = s;
   }
@@ -440,7 +447,8 @@ constexpr size_t backward_smem() {
          (Tile<E>::kBF16 ? 0 : sizeof(float) * Tile<E>::W * 16 * (R + 4));
 }
 
-// grid (ceil(T / R), KVH, B), Tile<E>::W warps. Adds into dqkv: dQ (atomically), dK, dV.
+// grid (ceil(T / R), KVH, B), Tile<E>::W warps. Adds dQ into dqkv atomically (cleared by
+// flash_delta_kernel first) and writes dK, dV.
 template <typename E, int D>
 __global__ void __launch_bounds__(Tile<E>::W * 32, backward_min_blocks<E, D>())
     flash_backward_kernel(float* dqkv, const float* dout, const float* qkv, const float* lse,
@@ -552,7 +560,8 @@ __global__ void __launch_bounds__(Tile<E>::W * 32, backward_min_blocks<E, D>())
       }
     }
   }
-  // This block is the only writer of these dK, dV elements.
+  // This block is the only writer of these dK, dV elements: they are written, not added
+  // to, so dqkv needs no zeroing first.
 #pragma unroll
   for (int j = 0; j < NTD; j++)
 #pragma unroll
@@ -560,8 +569,8 @@ __global__ void __launch_bounds__(Tile<E>::W * 32, backward_min_blocks<E, D>())
       const int key = key0 + (e >> 1) * 8, d = 8 * j + 2 * t + (e & 1);
       if (key < T && d < hd) {
         float* r = dseq_qkv + static_cast<int64_t>(key) * QKV;
-        r[Q + kvh * hd + d] += dk[j][e];
-        r[Q + KVH * hd + kvh * hd + d] += dv[j][e];
+        r[Q + kvh * hd + d] = dk[j][e];
+        r[Q + KVH * hd + kvh * hd + d] = dv[j][e];
       }
     }
 }
@@ -644,7 +653,8 @@ void flash_attention_backward(float* dqkv, float* delta, const float* dout, cons
   check_shape(B, T, H, KVH, hd);
   if (B == 0 || T == 0) return;
   const int64_t rows = static_cast<int64_t>(B) * T * H;
-  flash_delta_kernel<<<ceil_div(rows, 8), 256, 0, stream>>>(delta, out, dout, B, T, H, hd);
+  flash_delta_kernel<<<ceil_div(rows, 8), 256, 0, stream>>>(delta, dqkv, out, dout, B, T, H,
+                                                            (H + 2 * KVH) * hd, hd);
   SCORE_CUDA_LAUNCH_CHECK();
   if (prec == MatmulPrecision::BF16)
     backward_for<bf16>(dqkv, dout, qkv, lse, delta, B, T, H, KVH, hd, stream);

@@ -1,7 +1,8 @@
 // attention_flash.cu: causal grouped-query attention, fused (FlashAttention-2 scheme),
 // the same function as attention_forward / attention_backward of kernels.h (the
 // materialising reference) and the same conventions (device pointers, `stream`,
-// backward ADDS into dqkv, score::Error on failure). Kept out of kernels.h so that
+// score::Error on failure), except that backward OVERWRITES dqkv (attention_backward
+// adds into it): the backend then zeroes nothing before it. Kept out of kernels.h so that
 // editing it does not rebuild every kernel.
 //
 // Never materialises (B, H, T, T): forward keeps lse (B, H, T), the log-sum-exp of each

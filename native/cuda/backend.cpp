@@ -553,7 +553,8 @@ class CudaBackend final : public Backend {
       LayerActs& a = layers_[l];
       const LayerActs16& a16 = layers16_[l];
       // dact_, dln_ and datty_ are overwritten by their products (dinp_overwrite), dh by
-      // GELU / SwiGLU backward; dqkv_ is added into (attention) and zeroed first. g16.res
+      // GELU / SwiGLU backward, dqkv_ by flash backward; the materialising attention
+      // backward adds into dqkv_, zeroed first. g16.res
       // is the bf16 copy of dres_ as the last norm backward left it. With its bf16 copy
       // g16.h nothing reads a float32 dh (GELU backward sums fc's bias gradient itself),
       // so none is kept (dh_ null).
@@ -574,7 +575,7 @@ class CudaBackend final : public Backend {
                         pr, s, lt_.get(), 0, W16(o.gate_up_w), a16.ln2, true, g16.h);
         rmsnorm_backward(dres_, G(o.ln2_w), dln_, a.xmid, P(o.ln2_w), a.ln2_rstd, N, C, s, g16.res);
       }
-      zero(dqkv_, static_cast<size_t>(N) * QKV);
+      if (!flash_) zero(dqkv_, static_cast<size_t>(N) * QKV);  // flash backward overwrites it
       matmul_backward(datty_, G(o.attn_o_w), G(o.attn_o_b), dres_, a.atty, P(o.attn_o_w), N, Q, C,
                       pr, s, lt_.get(), 0, W16(o.attn_o_w), a16.atty, true, g16.res);
       if (flash_)  // a.att holds lse; a.atty (the forward's output) gives delta
