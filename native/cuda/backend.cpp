@@ -150,7 +150,7 @@ class CudaBackend final : public Backend {
       ensure_grads();
       const int B = batch.B, T = batch.T, N = B * T, C = cfg_.d_model;
       prepare(batch);
-      // The per-token arrays (B, T-1) go to the device once per call.
+      // The per-token arrays (B, T-1) go to the device once per call, in one copy.
       const size_t S = static_cast<size_t>(B) * (T - 1);
       DeviceTokenLoss dl;
       dl.rl = loss.rl;
@@ -161,11 +161,13 @@ class CudaBackend final : public Backend {
                               loss.old_logp};
       const float** dev[6] = {&dl.weight, &dl.w_pg, &dl.adv, &dl.w_kl, &dl.ref_logp, &dl.old_logp};
       float* arr = loss_arrays_.ensure(6 * std::max<size_t>(S, 1));
+      std::vector<float> packed(loss.rl ? 6 * S : S, 0.0f);
       for (int k = 0; k < 6; k++) {
         if (!host[k] || (!loss.rl && k > 0)) continue;
-        upload(arr + k * S, host[k], S, stream_);
+        std::copy(host[k], host[k] + S, packed.begin() + k * S);
         *dev[k] = arr + k * S;
       }
+      upload(arr, packed.data(), packed.size(), stream_);
       const float* hidden = forward(B, T);
       float* dhidden = dhidden_.ensure(static_cast<size_t>(N) * C);
       SCORE_CUDA_CHECK(cudaMemsetAsync(dhidden, 0, sizeof(float) * N * C, stream_));
@@ -359,37 +361,34 @@ class CudaBackend final : public Backend {
   // ---- batch preparation: positions, and the rows that have a target ----
   void prepare(const TokenBatch& b) {
     const int N = b.B * b.T;
-    std::vector<int32_t> pos(N);
-    target_.clear();
-    rows_.clear();
+    // Built on the host and uploaded in one copy: tokens and positions (N each), then per
+    // target row its row index, target token and output slot (ntarget_ each).
+    std::vector<int32_t> rows, target;
     slot_.clear();
     for (int r = 0; r < b.B; r++)
-      for (int t = 0; t < b.T; t++) {
-        pos[r * b.T + t] = t;
-        if (t + 1 < b.lengths[r]) {
-          rows_.push_back(r * b.T + t);
-          target_.push_back(b.tokens[r * b.T + t + 1]);
-          slot_.push_back(r * (b.T - 1) + t);
-        }
+      for (int t = 0; t < b.T && t + 1 < b.lengths[r]; t++) {
+        rows.push_back(r * b.T + t);
+        target.push_back(b.tokens[r * b.T + t + 1]);
+        slot_.push_back(r * (b.T - 1) + t);
       }
-    ntarget_ = rows_.size();
-    int32_t* ints = ints_.ensure(2 * static_cast<size_t>(N) + 3 * std::max<size_t>(ntarget_, 1));
+    ntarget_ = rows.size();
+    std::vector<int32_t> host(b.tokens, b.tokens + N);
+    for (int r = 0; r < b.B; r++)
+      for (int t = 0; t < b.T; t++) host.push_back(t);
+    host.insert(host.end(), rows.begin(), rows.end());
+    host.insert(host.end(), target.begin(), target.end());
+    host.insert(host.end(), slot_.begin(), slot_.end());
+    int32_t* ints = ints_.ensure(std::max<size_t>(host.size(), 1));
+    upload(ints, host.data(), host.size(), stream_);
     d_tokens_ = ints;
     d_pos_ = ints + N;
     d_rows_ = ints + 2 * N;
     d_target_ = d_rows_ + ntarget_;
     d_slot_ = d_target_ + ntarget_;
-    upload(d_tokens_, b.tokens, N, stream_);
-    upload(d_pos_, pos.data(), N, stream_);
-    upload(d_rows_, rows_.data(), ntarget_, stream_);
-    upload(d_target_, target_.data(), ntarget_, stream_);
-    upload(d_slot_, slot_.data(), ntarget_, stream_);
     const size_t m = std::max<size_t>(ntarget_, 1);
     row_logp_.ensure(m);
     row_ent_.ensure(m);
     row_stats_.ensure(4 * m);
-    // Host copies for unpack.
-    host_rows_ = rows_;
   }
   void unpack(const TokenBatch& b, const std::vector<float>& vals, float* out) const {
     std::fill(out, out + static_cast<size_t>(b.B) * (b.T - 1), 0.0f);
@@ -993,7 +992,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> dhidden_, loss_arrays_;
 
   // Batch bookkeeping (host) and its device copies.
-  std::vector<int32_t> rows_, target_, slot_, host_rows_;
+  std::vector<int32_t> slot_;
   size_t ntarget_ = 0;
   DeviceBuffer<int32_t> ints_;
   int32_t *d_tokens_ = nullptr, *d_pos_ = nullptr, *d_rows_ = nullptr, *d_target_ = nullptr,
