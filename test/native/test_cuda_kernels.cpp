@@ -9,6 +9,7 @@
 //    float32 on unrounded inputs |err| <= 2^-7 sum_k |a_ik b_kj| (+ accumulation slack);
 //    against the host product of the same bf16-rounded inputs it is a float32 comparison.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <vector>
@@ -998,7 +999,9 @@ int main() {
     std::printf("skipped: %s is sm_%d%d; the CUDA backend needs sm_80+\n", prop.name, prop.major, prop.minor);
     return 0;
   }
-  g_seed = static_cast<uint64_t>(std::time(nullptr));
+  // Fresh inputs every run; SCORE_TEST_SEED=<printed seed> repeats a run's inputs.
+  const char* seed = std::getenv("SCORE_TEST_SEED");
+  g_seed = seed ? std::strtoull(seed, nullptr, 10) : static_cast<uint64_t>(std::time(nullptr));
   std::printf("device %s, seed %llu\n", prop.name, static_cast<unsigned long long>(g_seed));
   int failed = 0, passed = 0, skipped = 0;
   for (auto& c : score_test::registry()) {
