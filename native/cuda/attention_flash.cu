@@ -72,9 +72,10 @@ struct Tile {
   static constexpr bool kBF16 = std::is_same_v<E, bf16>;
   static constexpr int R = kBF16 ? 64 : 32;  // rows per tile (queries and keys alike)
   static constexpr int W = R / 16;           // warps per block, 16 rows each
-  // Shared rows are padded by 16 bytes: with D/2 a multiple of 32 words, row g of a
-  // fragment then starts 4 banks after row g-1, so the 8 rows x 4 lanes of a 32-bit
-  // fragment load hit 32 different banks.
+  // Shared rows are padded by 16 bytes (and start 16-byte aligned, as ldmatrix needs):
+  // with D/2 a multiple of 32 words, each row starts 4 banks after the one above, so the 8
+  // rows x 16 bytes ldmatrix reads per step (and the fp32 path's 8 rows x 4 lanes) hit 32
+  // different banks.
   static constexpr int kPad = 16 / static_cast<int>(sizeof(E));
 };
 
@@ -103,24 +104,6 @@ __device__ __forceinline__ uint32_t pack_f32(float lo, float hi) {  // rounds to
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);             // .x (lo) at the low half
   return pack_bf16(v.x, v.y);
 }
-// Elements (i, j) and (i, j+1) as one 32-bit register (low half first): one 32-bit load
-// when they are adjacent in memory (Row), two 16-bit loads otherwise.
-template <Lay L>
-__device__ __forceinline__ uint32_t pair_j(const bf16* s, int ld, int i, int j) {
-  if constexpr (L == Lay::Row)
-    return *reinterpret_cast<const uint32_t*>(s + i * ld + j);  // i*ld + j even: aligned
-  else
-    return pack_bf16(s[j * ld + i], s[(j + 1) * ld + i]);
-}
-// Elements (i, j) and (i+1, j).
-template <Lay L>
-__device__ __forceinline__ uint32_t pair_i(const bf16* s, int ld, int i, int j) {
-  if constexpr (L == Lay::Col)
-    return *reinterpret_cast<const uint32_t*>(s + j * ld + i);
-  else
-    return pack_bf16(s[i * ld + j], s[(i + 1) * ld + j]);
-}
-
 // mma.m16n8k16, bf16 inputs, float32 accumulate, c += a b. Fragments (PTX ISA, "Matrix
 // fragments for mma.m16n8k16 with floating point type"), g = lane / 4, t = lane % 4:
 //   a[0]: A(g, 2t..2t+1)   a[1]: A(g+8, 2t..)   a[2]: A(g, 2t+8..)   a[3]: A(g+8, 2t+8..)
@@ -134,14 +117,55 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// ldmatrix.x4: four 8x8 bf16 matrices from shared memory in one instruction. Lane 8i + k
+// gives the address of row k of matrix i (16 bytes, 16-byte aligned); r[i] receives this
+// lane's pair of matrix i: row g, columns 2t..2t+1, or with Trans column g, rows 2t..2t+1.
+// Before, these registers were built from 32-bit and 16-bit loads (pairs of adjacent or
+// strided elements): the same bits, in one shared-memory instruction instead of 4 to 16.
+template <bool Trans>
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* row) {
+  if constexpr (Trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(row))));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(row))));
+}
+// The A fragment of rows m0..m0+15, columns k0..k0+15 (a[0..3] as mma_bf16 reads them):
+// matrix i = rows m0 + 8 (i & 1), columns k0 + 8 (i >> 1). Col (A(i, j) at s[j*ld + i])
+// stores A^T, whose 8x8 blocks are loaded transposed.
+template <Lay L>
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* s, int ld, int m0, int k0) {
+  const int lane = threadIdx.x & 31, i = lane >> 3, k = lane & 7;
+  const int m = m0 + (i & 1) * 8, kk = k0 + (i >> 1) * 8;
+  if constexpr (L == Lay::Row)
+    ldmatrix_x4<false>(a, s + (m + k) * ld + kk);
+  else
+    ldmatrix_x4<true>(a, s + (kk + k) * ld + m);
+}
+// The B fragments of two 8-column tiles, columns n0..n0+15, rows k0..k0+15: b[0], b[1]
+// of the first tile, b[2], b[3] of the second (matrix i = rows k0 + 8 (i & 1), columns
+// n0 + 8 (i >> 1)). Row (B(k, n) at s[k*ld + n]) is loaded transposed; Col stores B^T.
+template <Lay L>
+__device__ __forceinline__ void load_b2(uint32_t (&b)[4], const bf16* s, int ld, int k0, int n0) {
+  const int lane = threadIdx.x & 31, i = lane >> 3, k = lane & 7;
+  const int kk = k0 + (i & 1) * 8, n = n0 + (i >> 1) * 8;
+  if constexpr (L == Lay::Row)
+    ldmatrix_x4<true>(b, s + (kk + k) * ld + n);
+  else
+    ldmatrix_x4<false>(b, s + (n + k) * ld + kk);
+}
+
 // acc (16 x 8 NT, C layout) += A (rows m0..m0+15, K columns) * B (K rows, columns
 // n0..n0+8 NT-1), both operands in shared memory. K is a multiple of 16.
 template <Lay LA, Lay LB, int NT, int K, typename E>
 __device__ __forceinline__ void warp_mm(float (&acc)[NT][4], const E* A, int lda, int m0,
                                         const E* B, int ldb, int n0) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   if constexpr (std::is_same_v<E, float>) {
     // Scalar float32, each lane computing exactly the elements it owns in the C layout.
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     for (int k = 0; k < K; k++) {
       const float a0 = elem<LA>(A, lda, m0 + g, k), a1 = elem<LA>(A, lda, m0 + g + 8, k);
 #pragma unroll
@@ -155,17 +179,17 @@ __device__ __forceinline__ void warp_mm(float (&acc)[NT][4], const E* A, int lda
       }
     }
   } else {
+    static_assert(NT % 2 == 0, "B fragments are loaded two 8-column tiles at a time");
 #pragma unroll
     for (int k0 = 0; k0 < K; k0 += 16) {
       uint32_t a[4];
+      load_a<LA>(a, A, lda, m0, k0);
 #pragma unroll
-      for (int r = 0; r < 4; r++) a[r] = pair_j<LA>(A, lda, m0 + g + (r & 1) * 8, k0 + (r >> 1) * 8 + 2 * t);
-#pragma unroll
-      for (int j = 0; j < NT; j++) {
-        uint32_t b[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) b[r] = pair_i<LB>(B, ldb, k0 + r * 8 + 2 * t, n0 + 8 * j + g);
-        mma_bf16(acc[j], a, b);
+      for (int j = 0; j < NT; j += 2) {
+        uint32_t b[4];
+        load_b2<LB>(b, B, ldb, k0, n0 + 8 * j);
+        mma_bf16(acc[j], a, {b[0], b[1]});
+        mma_bf16(acc[j + 1], a, {b[2], b[3]});
       }
     }
   }
@@ -178,8 +202,8 @@ __device__ __forceinline__ void warp_mm(float (&acc)[NT][4], const E* A, int lda
 template <Lay LB, int NT, int KT, typename E>
 __device__ __forceinline__ void warp_mm_reg(float (&acc)[NT][4], const float (&p)[KT][4],
                                             float* scratch, const E* B, int ldb, int n0) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   if constexpr (std::is_same_v<E, float>) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     constexpr int ld = 8 * KT + 4;
     __syncwarp();  // the previous product has finished reading the scratch
 #pragma unroll
@@ -191,17 +215,18 @@ __device__ __forceinline__ void warp_mm_reg(float (&acc)[NT][4], const float (&p
   } else {
     (void)scratch;
     static_assert(KT % 2 == 0, "P must cover whole 16-deep steps");
+    static_assert(NT % 2 == 0, "B fragments are loaded two 8-column tiles at a time");
 #pragma unroll
     for (int kk = 0; kk < KT / 2; kk++) {
       const uint32_t a[4] = {pack_f32(p[2 * kk][0], p[2 * kk][1]), pack_f32(p[2 * kk][2], p[2 * kk][3]),
                              pack_f32(p[2 * kk + 1][0], p[2 * kk + 1][1]),
                              pack_f32(p[2 * kk + 1][2], p[2 * kk + 1][3])};
 #pragma unroll
-      for (int j = 0; j < NT; j++) {
-        uint32_t b[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) b[r] = pair_i<LB>(B, ldb, 16 * kk + r * 8 + 2 * t, n0 + 8 * j + g);
-        mma_bf16(acc[j], a, b);
+      for (int j = 0; j < NT; j += 2) {
+        uint32_t b[4];
+        load_b2<LB>(b, B, ldb, 16 * kk, n0 + 8 * j);
+        mma_bf16(acc[j], a, {b[0], b[1]});
+        mma_bf16(acc[j + 1], a, {b[2], b[3]});
       }
     }
   }

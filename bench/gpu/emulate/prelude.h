@@ -1,10 +1,10 @@
 // Host emulation of the CUDA device features the backend's kernels use. A block runs as
 // one fiber per CUDA thread on the calling OS thread (a 6-register context switch, no
 // system call), blocks one after another; __syncthreads, __syncwarp, the shuffles,
-// ballots and mma.sync are barriers over the block's or the warp's fibers, and a barrier
-// nobody can complete (a __syncthreads some threads never reach) stops the run with a
-// message instead of hanging. Used by the single-kernel emulations (main.cpp,
-// sampling_main.cpp) and, through the shim headers in host/, by the whole backend.
+// ballots, mma.sync and ldmatrix are barriers over the block's or the warp's fibers, and a
+// barrier nobody can complete (a __syncthreads some threads never reach) stops the run
+// with a message instead of hanging. Used by the single-kernel emulation of the sampler
+// (sampling_main.cpp) and, through the shim headers in host/, by the whole backend.
 // x86-64 (System V) only.
 #pragma once
 #include <sys/mman.h>
@@ -67,6 +67,7 @@ struct Warp {
   Barrier bar;
   double x[32];
   uint32_t a[32][4], b[32][2];
+  const unsigned char* rows[32];  // ldmatrix: each lane's row address
 };
 struct Fiber {
   void* sp = nullptr;
@@ -78,6 +79,7 @@ struct Fiber {
 // The running fiber's view (set by the scheduler before each switch).
 inline dim3e tIdx, bIdx, gDim, bDim;
 inline unsigned char* smem;
+inline size_t smem_bytes_now;  // the running block's dynamic shared memory
 inline Warp* warp;
 inline Barrier* block_bar;
 inline int lane;
@@ -169,6 +171,31 @@ inline void mma(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   arrive_and_wait(w.bar);
 }
 
+// ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lane 8i + k gives the address of row k
+// (8 bf16, 16 bytes) of matrix i; r[i] = this lane's pair of matrix i, row lane/4 and
+// columns 2 (lane%4), +1, or with trans column lane/4 and rows 2 (lane%4), +1 (PTX ISA,
+// "Warp-level matrix load instruction: ldmatrix"). A row address outside the block's
+// dynamic shared memory or not 16-byte aligned stops the emulation (the GPU would fault).
+inline void ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans) {
+  Warp& w = *warp;
+  const auto* p = static_cast<const unsigned char*>(row);
+  if (reinterpret_cast<uintptr_t>(p) % 16 != 0 || p < smem || p + 16 > smem + smem_bytes_now) {
+    std::fprintf(stderr, "emulation: ldmatrix row address %p is not a 16-byte aligned row of shared memory\n", row);
+    std::abort();
+  }
+  w.rows[lane] = p;
+  arrive_and_wait(w.bar);
+  const int g = lane >> 2, t = lane & 3;
+  auto at = [&](int i, int row_, int col) {
+    uint16_t v;
+    std::memcpy(&v, w.rows[8 * i + row_] + 2 * col, 2);
+    return uint32_t(v);
+  };
+  for (int i = 0; i < 4; i++)
+    r[i] = trans ? at(i, 2 * t, g) | at(i, 2 * t + 1, g) << 16 : at(i, g, 2 * t) | at(i, g, 2 * t + 1) << 16;
+  arrive_and_wait(w.bar);
+}
+
 // Runs fn() as grid x block threads, one block at a time, shared memory filled with
 // 0xFF (NaN in float and bf16) so that a read of anything not staged shows up.
 template <typename Fn>
@@ -215,6 +242,7 @@ void launch(dim3e grid, dim3e block, size_t smem_bytes, Fn fn) {
         }
         bIdx = {x, y, z};
         smem = sm.data();
+        smem_bytes_now = smem_bytes;
         block_bar = &bb;
         // Fibers switch only at barriers, so between two barriers each thread's work runs
         // in one piece: in thread order in even blocks, in reverse order in odd ones, so that

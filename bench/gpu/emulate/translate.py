@@ -2,7 +2,8 @@
 #   kernel<<<grid, block, smem, stream>>>(args)  ->  ::emu::launch_kernel(::emu::Config(grid,
 #       block, smem, stream), kernel, [=] { kernel(args); })
 #   extern __shared__ [__align__(n)] T name[];   ->  T* name = reinterpret_cast<T*>(::emu::smem);
-#   the mma.sync inline assembly of attention_flash.cu -> ::emu::mma(c, a, b)
+#   the inline assembly of attention_flash.cu: mma.sync -> ::emu::mma(c, a, b),
+#       ldmatrix.x4[.trans] -> ::emu::ldmatrix_x4(r, row, trans)
 #   __shared__ T a[n], b;  ->  the same, then ::emu::fresh_shared(&a, sizeof a); ... (below)
 # Usage: translate.py <in.cu> <out.cpp>
 import re, sys
@@ -37,6 +38,9 @@ s = open(sys.argv[1]).read()
 s = re.sub(r'extern __shared__ (?:__align__\(\d+\) )?(\w[\w ]*?) (\w+)\[\];',
            r'\1* \2 = reinterpret_cast<\1*>(::emu::smem);', s)
 s = re.sub(r'asm volatile\(\s*"mma\.sync.*?"r"\(b\[1\]\)\);', '::emu::mma(c, a, b);', s, flags=re.S)
+for trans, tag in (('true', r'\.trans'), ('false', '')):
+    s = re.sub(r'asm volatile\(\s*"ldmatrix\.sync\.aligned\.m8n8\.x4%s\.shared\.b16.*?\(row\)\)\)\);' % tag,
+               '::emu::ldmatrix_x4(r, row, %s);' % trans, s, flags=re.S)
 assert 'asm' not in re.sub(r'//.*', '', s), 'inline assembly left that the emulation cannot run'
 # A static __shared__ declaration (a function-level static in the emulation) is refilled
 # with 0xFF at the first use in each block, like the dynamic shared memory: a kernel that
