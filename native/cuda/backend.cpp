@@ -176,14 +176,12 @@ class CudaBackend final : public Backend {
 
       // Statistics: per-row terms back to the host, summed in double in row order.
       const size_t m = ntarget_;
-      std::vector<double> pg(m), kl(m), klr(m), clip(m);
+      std::vector<double> stats(4 * m);  // (4, m): pg, kl, kl per token, clipped
       std::vector<float> ent(loss.rl ? m : 0);
-      download(pg.data(), row_stats_.get(), m, stream_);
-      download(kl.data(), row_stats_.get() + m, m, stream_);
-      download(klr.data(), row_stats_.get() + 2 * m, m, stream_);
-      download(clip.data(), row_stats_.get() + 3 * m, m, stream_);
+      download(stats.data(), row_stats_.get(), 4 * m, stream_);
       if (loss.rl) download(ent.data(), row_ent_.get(), m, stream_);
       sync();
+      const double *pg = stats.data(), *kl = pg + m, *klr = kl + m, *clip = klr + m;
       LossStats st;
       double pg_sum = 0, kl_sum = 0, kl_w = 0, clipped_w = 0, ent_w = 0;
       for (size_t r = 0; r < m; r++) {
