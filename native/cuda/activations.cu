@@ -24,11 +24,8 @@ __device__ __forceinline__ float gelu_grad(float x, float d) {
 }
 
 // The elementwise kernels walk n floats as a Span (vec.cuh): 16-byte groups, then a tail.
-// Each result goes to the float32 output and / or its bf16 copy, whichever is given.
-__device__ __forceinline__ void put(float* out, uint16_t* out16, size_t i, float v) {
-  if (out) out[i] = v;
-  if (out16) out16[i] = static_cast<uint16_t>(bf16_bits(v));
-}
+// Each result goes to the float32 output and / or its bf16 copy, whichever is given
+// (store_out, and four at once: put4).
 __device__ __forceinline__ void put4(float* out, uint16_t* out16, size_t i, float4 v) {
   if (out) reinterpret_cast<float4*>(out)[i] = v;
   if (out16) reinterpret_cast<uint2*>(out16)[i] = bf16x4(v);
@@ -39,7 +36,7 @@ __global__ void gelu_forward_kernel(float* out, uint16_t* out16, const float* in
     const float4 x = reinterpret_cast<const float4*>(inp)[i];
     put4(out, out16, i, make_float4(gelu(x.x), gelu(x.y), gelu(x.z), gelu(x.w)));
   }
-  for (size_t i = 4 * sp.n4 + sp.first(); i < sp.n; i += sp.stride()) put(out, out16, i, gelu(inp[i]));
+  for (size_t i = 4 * sp.n4 + sp.first(); i < sp.n; i += sp.stride()) store_out(out, out16, i, gelu(inp[i]));
 }
 
 // GELU backward over (N, F) rows, with the column sums of dinp (the bias gradient of the
@@ -62,7 +59,7 @@ __global__ void __launch_bounds__(kColumnThreads)
     float g[4] = {0.f, 0.f, 0.f, 0.f};
     for (int e = 0; e < cnt; e++) {
       g[e] = gelu_grad(inp[at + e], dout[at + e]);
-      put(dinp, dinp16, at + e, g[e]);
+      store_out(dinp, dinp16, at + e, g[e]);
     }
     return make_float4(g[0], g[1], g[2], g[3]);
   });
@@ -74,7 +71,7 @@ __global__ void swiglu_forward_kernel(float* out, uint16_t* out16, const float* 
   if (idx >= static_cast<int64_t>(N) * Fd) return;
   const int64_t n = idx / Fd, i = idx % Fd;
   const float g = inp[n * 2 * Fd + i], u = inp[n * 2 * Fd + Fd + i];
-  put(out, out16, idx, g / (1.0f + expf(-g)) * u);
+  store_out(out, out16, idx, g / (1.0f + expf(-g)) * u);
 }
 
 __global__ void swiglu_backward_kernel(float* dinp, uint16_t* dinp16, const float* inp,
@@ -84,8 +81,8 @@ __global__ void swiglu_backward_kernel(float* dinp, uint16_t* dinp16, const floa
   const int64_t n = idx / Fd, i = idx % Fd;
   const float g = inp[n * 2 * Fd + i], u = inp[n * 2 * Fd + Fd + i], d = dout[idx];
   const float s = 1.0f / (1.0f + expf(-g));
-  put(dinp, dinp16, n * 2 * Fd + i, d * u * s * (1.0f + g * (1.0f - s)));
-  put(dinp, dinp16, n * 2 * Fd + Fd + i, d * g * s);
+  store_out(dinp, dinp16, n * 2 * Fd + i, d * u * s * (1.0f + g * (1.0f - s)));
+  store_out(dinp, dinp16, n * 2 * Fd + Fd + i, d * g * s);
 }
 
 __global__ void add_kernel(float* y, const float* x, Span sp) {

@@ -65,7 +65,7 @@ __global__ void adamw_kernel(const AdamWChunk* chunks, float* p, const float* gr
   }
   for (uint32_t i = 4 * n4 + threadIdx.x; i < c.n; i += blockDim.x) {
     p[i] = a.update(p[i], grads[i], m[i], v[i]);
-    if (p16) p16[i] = static_cast<uint16_t>(bf16_bits(p[i]));
+    if (p16) store(p16 + i, p[i]);
   }
 }
 

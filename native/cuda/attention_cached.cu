@@ -27,21 +27,6 @@ namespace {
 
 constexpr int kMaxHd = 256;
 
-// A cache element from a float, and back (Elem: float or uint16_t bf16 bits).
-__device__ __forceinline__ void put_elem(float* p, float x) { *p = x; }
-__device__ __forceinline__ void put_elem(uint16_t* p, float x) { *p = static_cast<uint16_t>(bf16_bits(x)); }
-__device__ __forceinline__ float get_elem(const float* p) { return *p; }
-__device__ __forceinline__ float get_elem(const uint16_t* p) { return bf16_float(*p); }
-__device__ __forceinline__ void put_out(float* out, uint16_t* out16, int64_t i, float x) {
-  if (out) out[i] = x;
-  if (out16) out16[i] = static_cast<uint16_t>(bf16_bits(x));
-}
-// Four consecutive elements, 4-aligned: one 16-byte (float) or 8-byte (bf16) load.
-__device__ __forceinline__ float4 get4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-__device__ __forceinline__ float4 get4(const uint16_t* p) {
-  return bf16x4_floats(*reinterpret_cast<const uint2*>(p));
-}
-
 template <typename Elem>
 __global__ void kv_store_kernel(Elem* kcache, Elem* vcache, const float* qkv, const int32_t* slot,
                                 const int32_t* pos, int N, int QKV, int H, int KVH, int hd,
@@ -52,8 +37,8 @@ __global__ void kv_store_kernel(Elem* kcache, Elem* vcache, const float* qkv, co
   const int r = static_cast<int>(idx / (static_cast<int64_t>(hd) * KVH));
   const int64_t at = ((static_cast<int64_t>(slot[r]) * KVH + h) * len + pos[r]) * hd + d;
   const float* row = qkv + static_cast<int64_t>(r) * QKV + H * hd;
-  put_elem(kcache + at, row[h * hd + d]);
-  put_elem(vcache + at, row[KVH * hd + h * hd + d]);
+  store(kcache + at, row[h * hd + d]);
+  store(vcache + at, row[KVH * hd + h * hd + d]);
 }
 
 // out (nullable) and / or out16 (its bf16 copy, the projection's operand).
@@ -84,7 +69,7 @@ __global__ void attention_cached_kernel(float* out, uint16_t* out16, const float
     if (s <= p) {
       const Elem* k = K + static_cast<int64_t>(s) * hd;
       float dot = 0.f;
-      for (int d = 0; d < hd; d++) dot += q[d] * get_elem(k + d);
+      for (int d = 0; d < hd; d++) dot += q[d] * to_float(k[d]);
       score = dot * scale;
     }
     const float mnew = fmaxf(m, warp_max(score));
@@ -100,7 +85,7 @@ __global__ void attention_cached_kernel(float* out, uint16_t* out16, const float
 #pragma unroll
       for (int u = 0; u < kMaxHd / 32; u++) {
         const int d = lane + 32 * u;
-        if (d < hd) acc[u] += pj * get_elem(vr + d);
+        if (d < hd) acc[u] += pj * to_float(vr[d]);
       }
     }
     m = mnew;
@@ -110,7 +95,7 @@ __global__ void attention_cached_kernel(float* out, uint16_t* out16, const float
 #pragma unroll
   for (int u = 0; u < kMaxHd / 32; u++) {
     const int d = lane + 32 * u;
-    if (d < hd) put_out(out, out16, o + d, acc[u] * inv);
+    if (d < hd) store_out(out, out16, o + d, acc[u] * inv);
   }
 }
 
@@ -145,7 +130,7 @@ __global__ void __launch_bounds__(kSplit * 32)
       float dot = 0.f;
 #pragma unroll
       for (int i = 0; i < HD / 4; i++) {
-        const float4 a = get4(k + 4 * i), b = q4[i];
+        const float4 a = load4(k + 4 * i), b = q4[i];
         dot += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
       }
       score = dot * scale;
@@ -162,7 +147,7 @@ __global__ void __launch_bounds__(kSplit * 32)
       const float pj = __shfl_sync(0xffffffffu, e, j);
       const Elem* vr = V + static_cast<int64_t>(s0 + j) * HD;
 #pragma unroll
-      for (int u = 0; u < U; u++) acc[u] += pj * get_elem(vr + lane + 32 * u);
+      for (int u = 0; u < U; u++) acc[u] += pj * to_float(vr[lane + 32 * u]);
     }
     m = mnew;
   }
@@ -184,12 +169,12 @@ __global__ void __launch_bounds__(kSplit * 32)
         L += wl[w] * f;
         o += wacc[w][d] * f;
       }
-    put_out(out, out16, static_cast<int64_t>(r) * H * HD + h * HD + d, o / L);
+    store_out(out, out16, static_cast<int64_t>(r) * H * HD + h * HD + d, o / L);
   }
 }
 
 template <typename Elem>
-void store(Elem* kcache, Elem* vcache, const float* qkv, const int32_t* slot, const int32_t* pos,
+void store_kv(Elem* kcache, Elem* vcache, const float* qkv, const int32_t* slot, const int32_t* pos,
            int N, int QKV, int H, int KVH, int hd, int len, cudaStream_t stream) {
   const int64_t n = static_cast<int64_t>(N) * KVH * hd;
   if (n == 0) return;
@@ -227,12 +212,12 @@ void attend(float* out, uint16_t* out16, const float* qkv, const Elem* kcache, c
 void kv_store(float* kcache, float* vcache, const float* qkv, const int32_t* slot,
               const int32_t* pos, int N, int QKV, int H, int KVH, int hd, int len,
               cudaStream_t stream) {
-  store(kcache, vcache, qkv, slot, pos, N, QKV, H, KVH, hd, len, stream);
+  store_kv(kcache, vcache, qkv, slot, pos, N, QKV, H, KVH, hd, len, stream);
 }
 void kv_store(uint16_t* kcache, uint16_t* vcache, const float* qkv, const int32_t* slot,
               const int32_t* pos, int N, int QKV, int H, int KVH, int hd, int len,
               cudaStream_t stream) {
-  store(kcache, vcache, qkv, slot, pos, N, QKV, H, KVH, hd, len, stream);
+  store_kv(kcache, vcache, qkv, slot, pos, N, QKV, H, KVH, hd, len, stream);
 }
 
 void attention_cached_forward(float* out, const float* qkv, const float* kcache,

@@ -428,7 +428,7 @@ __global__ void __launch_bounds__(Tile<E>::W * 32, forward_min_blocks<E, D>())
         const int64_t at = (static_cast<int64_t>(b) * T + row) * Q + h * hd + d;
         const float v = o[j][e] * inv[e >> 1];
         out[at] = v;
-        if (out16) out16[at] = static_cast<uint16_t>(bf16_bits(v));
+        if (out16) store(out16 + at, v);
       }
     }
   if (t == 0)

@@ -310,8 +310,8 @@ class CudaBackend final : public Backend {
     u.grads = grads_.bytes();
     u.optimizer = m_.bytes() + v_.bytes();
     u.activations = acts_.bytes() + acts16_.bytes();
-    u.scratch = dhidden_.bytes() + logits_.bytes() + chunk_h_.bytes() + cls16_.bytes() + chunk_dh_.bytes() + kv_.bytes() +
-                dec_.bytes() + dec16_.bytes();
+    u.scratch = dhidden_.bytes() + logits_.bytes() + chunk_h_.bytes() + cls16_.bytes() +
+                chunk_dh_.bytes() + kv_.bytes() + dec_.bytes() + dec16_.bytes();
     return u;
   }
 
@@ -551,10 +551,9 @@ class CudaBackend final : public Backend {
       const LayerActs16& a16 = layers16_[l];
       // dact_, dln_ and datty_ are overwritten by their products (dinp_overwrite), dh by
       // GELU / SwiGLU backward, dqkv_ by flash backward; the materialising attention
-      // backward adds into dqkv_, zeroed first. g16.res
-      // is the bf16 copy of dres_ as the last norm backward left it. With its bf16 copy
-      // g16.h nothing reads a float32 dh (GELU backward sums fc's bias gradient itself),
-      // so none is kept (dh_ null).
+      // backward adds into dqkv_, zeroed first. g16.res is the bf16 copy of dres_ as the
+      // last norm backward left it. With its bf16 copy g16.h nothing reads a float32 dh
+      // (GELU backward sums fc's bias gradient itself), so none is kept (dh_ null).
       float* dh = g16.h ? nullptr : dh_;
       if (gpt2) {
         matmul_backward(dact_, G(o.proj_w), G(o.proj_b), dres_, a.act, P(o.proj_w), N, Fd, C, pr, s,
@@ -1017,8 +1016,6 @@ class CudaBackend final : public Backend {
   int kv_slots_ = 0;
 };
 
-}  // namespace
-
 // The choice an environment variable names: unset or empty is the first (the default);
 // a value not among them throws InvalidArgument naming the accepted ones.
 template <typename Kind>
@@ -1034,6 +1031,8 @@ Kind from_env(const char* name, std::initializer_list<std::pair<const char*, Kin
   throw Error(ErrorCode::InvalidArgument, std::string(name) + "='" + v + "': expected " + accepted +
                                               "' (the first is the default)");
 }
+
+}  // namespace
 
 AttentionKind resolve_attention(AttentionKind requested) {
   if (requested != AttentionKind::Auto) return requested;

@@ -161,21 +161,18 @@ __global__ void __launch_bounds__(kThreads)
   for (int v = 4 * V4 + threadIdx.x; v < V; v += blockDim.x) {
     const float d = v == t ? at_t : a * expf(x[v] - mx);
     if (x16)
-      x16[v] = static_cast<uint16_t>(bf16_bits(d));
+      store(x16 + v, d);
     else
       x[v] = d;
   }
 }
-
-__device__ __forceinline__ void put(float* p, float x) { *p = x; }
-__device__ __forceinline__ void put(uint16_t* p, float x) { *p = static_cast<uint16_t>(bf16_bits(x)); }
 
 template <typename T>  // float, or uint16_t: bf16 bits (nearest even)
 __global__ void gather_rows_kernel(T* dst, const float* src, const int32_t* rows, int m, int C) {
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= static_cast<int64_t>(m) * C) return;
   const int64_t r = idx / C, c = idx % C;
-  put(dst + idx, src[static_cast<int64_t>(rows[r]) * C + c]);
+  store(dst + idx, src[static_cast<int64_t>(rows[r]) * C + c]);
 }
 
 __global__ void scatter_add_rows_kernel(float* dst, const float* src, const int32_t* rows, int m,

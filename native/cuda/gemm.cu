@@ -35,17 +35,6 @@ __device__ __forceinline__ int64_t batch_offset(const BatchStride& b, int z) {
 
 constexpr int kBM = 128, kBN = 128, kBK = 32, kPad = 8, kThreads = 256;
 
-// An operand element as a float: float32 as it is, bf16 bits exactly; and four
-// consecutive ones from one aligned 16-byte (float) or 8-byte (bf16) load.
-__device__ __forceinline__ float as_float(float x) { return x; }
-__device__ __forceinline__ float as_float(uint16_t x) { return bf16_float(x); }
-__device__ __forceinline__ float4 load_vec4(const float* q) {
-  return __ldg(reinterpret_cast<const float4*>(q));
-}
-__device__ __forceinline__ float4 load_vec4(const uint16_t* q) {
-  return bf16x4_floats(__ldg(reinterpret_cast<const uint2*>(q)));
-}
-
 // T: the operands' element type in memory, float or uint16_t (bf16 bits: A16, B16).
 template <typename T, bool AK, bool BN, bool VEC, int MINB>
 __global__ void __launch_bounds__(kThreads, MINB)
@@ -94,16 +83,16 @@ __global__ void __launch_bounds__(kThreads, MINB)
     constexpr int W = (BN ? kBN : kBK) / 4;
     outer = lin / W, inner = (lin % W) * 4;
   };
-  auto load4 = [](const T* p, int64_t ld, int row, int col, int rows, int cols) {
+  auto load_run = [](const T* p, int64_t ld, int row, int col, int rows, int cols) {
     // 4 elements p[row*ld + col .. col+3], zero outside (rows, cols)
     float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
     if (row >= rows) return v;
     const T* q = p + row * ld + col;
-    if (VEC && col + 3 < cols) return load_vec4(q);
-    if (col < cols) v.x = as_float(__ldg(q));
-    if (col + 1 < cols) v.y = as_float(__ldg(q + 1));
-    if (col + 2 < cols) v.z = as_float(__ldg(q + 2));
-    if (col + 3 < cols) v.w = as_float(__ldg(q + 3));
+    if (VEC && col + 3 < cols) return load4(q);
+    if (col < cols) v.x = to_float(__ldg(q));
+    if (col + 1 < cols) v.y = to_float(__ldg(q + 1));
+    if (col + 2 < cols) v.z = to_float(__ldg(q + 2));
+    if (col + 3 < cols) v.w = to_float(__ldg(q + 3));
     return v;
   };
   auto load_global = [&](int k0) {
@@ -111,9 +100,9 @@ __global__ void __launch_bounds__(kThreads, MINB)
     for (int r = 0; r < RUNS; r++) {
       int o, c;
       a_at(r, o, c);
-      ra[r] = AK ? load4(A, g.lda, i0 + o, k0 + c, g.M, kend) : load4(A, g.lda, k0 + o, i0 + c, kend, g.M);
+      ra[r] = AK ? load_run(A, g.lda, i0 + o, k0 + c, g.M, kend) : load_run(A, g.lda, k0 + o, i0 + c, kend, g.M);
       b_at(r, o, c);
-      rb[r] = BN ? load4(B, g.ldb, k0 + o, j0 + c, kend, g.N) : load4(B, g.ldb, j0 + o, k0 + c, g.N, kend);
+      rb[r] = BN ? load_run(B, g.ldb, k0 + o, j0 + c, kend, g.N) : load_run(B, g.ldb, j0 + o, k0 + c, g.N, kend);
     }
   };
   auto store_shared = [&]() {

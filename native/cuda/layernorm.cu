@@ -36,8 +36,7 @@ __global__ void layernorm_forward_kernel(float* out, uint16_t* out16, float* mea
   const int64_t row = static_cast<int64_t>(n) * C;
   for (int c = lane; c < C; c += 32) {
     const float y = (x[c] - m) * r * w[c] + b[c];
-    if (out) out[row + c] = y;
-    if (out16) out16[row + c] = static_cast<uint16_t>(bf16_bits(y));
+    store_out(out, out16, row + c, y);
   }
   if (lane == 0) {
     if (mean) mean[n] = m;
@@ -70,7 +69,7 @@ __global__ void layernorm_backward_kernel(float* dinp, uint16_t* dinp16, float* 
       for (int c = lane; c < C; c += 32) {
         const float v = dinp[row + c] + r * (d[c] * w[c] - m1 - (x[c] - m) * r * m2);
         dinp[row + c] = v;
-        if (dinp16) dinp16[row + c] = static_cast<uint16_t>(bf16_bits(v));
+        if (dinp16) store(dinp16 + row + c, v);
       }
     }
     for (int c = lane; c < C; c += 32) {

@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(kColumnThreads)
     float v[4] = {0.f, 0.f, 0.f, 0.f};
     for (int e = 0; e < cnt; e++) {
       v[e] = src[at + e];
-      if (dst16) dst16[at + e] = static_cast<uint16_t>(bf16_bits(v[e]));
+      if (dst16) store(dst16 + at + e, v[e]);
     }
     return make_float4(v[0], v[1], v[2], v[3]);
   });
@@ -65,7 +65,7 @@ __global__ void to_bf16_kernel(uint16_t* dst, const float* src, int64_t rows, in
       const float4 v = *reinterpret_cast<const float4*>(src + r * ld + 4 * c);
       *reinterpret_cast<uint2*>(dst + r * ld + 4 * c) = bf16x4(v);
     } else {
-      dst[r * ld + c] = static_cast<uint16_t>(bf16_bits(src[r * ld + c]));
+      store(dst + r * ld + c, src[r * ld + c]);
     }
   }
 }

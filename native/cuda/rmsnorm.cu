@@ -29,8 +29,7 @@ __global__ void rmsnorm_forward_kernel(float* out, uint16_t* out16, float* rstd,
   const int64_t row = static_cast<int64_t>(n) * C;
   for (int c = lane; c < C; c += 32) {
     const float v = (x[c] * r) * w[c];
-    if (out) out[row + c] = v;
-    if (out16) out16[row + c] = static_cast<uint16_t>(bf16_bits(v));
+    store_out(out, out16, row + c, v);
   }
   if (lane == 0 && rstd) rstd[n] = r;
 }
@@ -56,7 +55,7 @@ __global__ void rmsnorm_backward_kernel(float* dinp, uint16_t* dinp16, float* dw
       for (int c = lane; c < C; c += 32) {
         const float v = dinp[row + c] + r * (d[c] * w[c] - x[c] * k);
         dinp[row + c] = v;
-        if (dinp16) dinp16[row + c] = static_cast<uint16_t>(bf16_bits(v));
+        if (dinp16) store(dinp16 + row + c, v);
       }
     }
     if (dw)

@@ -45,4 +45,21 @@ __device__ __forceinline__ float4 bf16x4_floats(uint2 u) {
                      __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
 }
 
+// Elements held as float or as bf16 bits (uint16_t), for kernels written once for both:
+// read as a float (bf16 exactly), stored from a float (bf16 rounded to nearest even), and
+// four consecutive read-only ones from one aligned 16-byte (float) or 8-byte (bf16) load.
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(uint16_t x) { return bf16_float(x); }
+__device__ __forceinline__ void store(float* p, float x) { *p = x; }
+__device__ __forceinline__ void store(uint16_t* p, float x) { *p = static_cast<uint16_t>(bf16_bits(x)); }
+__device__ __forceinline__ float4 load4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
+__device__ __forceinline__ float4 load4(const uint16_t* p) {
+  return bf16x4_floats(__ldg(reinterpret_cast<const uint2*>(p)));
+}
+// Value i of a result into out and / or its bf16 copy out16, whichever is given.
+__device__ __forceinline__ void store_out(float* out, uint16_t* out16, int64_t i, float v) {
+  if (out) out[i] = v;
+  if (out16) store(out16 + i, v);
+}
+
 }  // namespace score::cuda
